@@ -1,0 +1,141 @@
+"""Workflow benchmark: prints numbers, asserts nothing (speed is not a test).
+
+    python benchmarks/bench_workflow.py [--deep 2000] [--chain 30]
+
+Measures, on a scratch copy of the workflow:
+1. per-generation job overhead: Snakemake wall time per generation job minus the
+   same generations' compute run in one process;
+2. no-op `snakemake -n` and `dvc status` on a run with ``--deep`` generations;
+3. ensemble throughput (generations x samples x chains per second);
+4. storage of an accumulate run against the sum of its unique rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from workflow_utils import make_workflow  # noqa: E402
+
+from modelcollapse.config import validate  # noqa: E402
+from modelcollapse.families import get_family  # noqa: E402
+from modelcollapse.pipeline import prepare_human, run_generation  # noqa: E402
+
+
+def params_for(runs: dict) -> dict:
+    return {
+        "human": {"g1": {"family": "gaussian", "truth": {"dim": 1, "mean": 0.0, "std": 1.0},
+                         "pool_size": 100_000, "test_size": 10_000, "seed": 1}},
+        "runs": runs,
+    }
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
+    start = time.perf_counter()
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return elapsed, out.stdout + out.stderr
+
+
+def in_process(wf: Path, run: str, raw: dict) -> float:
+    params = validate(raw)
+    prepare_human("g1", params.human["g1"], wf)
+    settings = params.generation_settings(run)
+    start = time.perf_counter()
+    for g in range(params.run(run)["generations"]):
+        run_generation(run, g, settings, wf)
+    return time.perf_counter() - start
+
+
+def job_overhead(tmp: Path, gens: int) -> None:
+    runs = {"chain": {"family": "gaussian", "human": "g1", "generations": gens,
+                      "samples_per_generation": 100}}
+    raw = params_for(runs)
+    compute = in_process(make_workflow(tmp / "inproc", raw), "chain", raw)
+    wf = make_workflow(tmp / "overhead", raw)
+    timed([sys.executable, "-m", "snakemake", "--cores", "1", "data/human/g1/pool.parquet"], wf)
+    target = f"data/runs/chain/gen_{gens - 1:04d}/metrics.json"
+    wall, _ = timed([sys.executable, "-m", "snakemake", "--cores", "1", target], wf)
+    print(f"[overhead] {gens} generation jobs: Snakemake {wall:.2f} s "
+          f"({wall / gens * 1000:.0f} ms/job); in-process compute {compute / gens * 1000:.1f} "
+          f"ms/generation; overhead {(wall - compute) / gens * 1000:.0f} ms/job")
+
+
+def deep_noop(tmp: Path, gens: int) -> None:
+    runs = {"deep": {"family": "gaussian", "human": "g1", "generations": gens,
+                     "samples_per_generation": 10, "plot_generations": [0, gens - 1]}}
+    wf = make_workflow(tmp / "deep", params_for(runs))
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=wf, check=True, capture_output=True)
+    wall, _ = timed([sys.executable, "-m", "dvc", "repro"], wf)
+    print(f"[deep] dvc repro of a {gens}-generation run (one process): {wall:.1f} s")
+    wall, out = timed([sys.executable, "-m", "dvc", "status"], wf)
+    print(f"[deep] no-op dvc status: {wall:.2f} s ({out.strip().splitlines()[-1]})")
+    wall, out = timed([sys.executable, "-m", "snakemake", "--cores", "1", "-n"], wf)
+    verdict = "nothing to do" if "Nothing to be done" in out else "WOULD RUN JOBS"
+    print(f"[deep] no-op snakemake -n over {gens} generations: {wall:.2f} s ({verdict})")
+
+
+def ensemble_throughput(chains: int, gens: int, n: int) -> None:
+    fam = get_family("gaussian")
+    truth = fam.truth_from_spec({"dim": 1, "mean": 0.0, "std": 1.0})
+    for regime in ("replace", "accumulate"):
+        start = time.perf_counter()
+        fam.simulate_ensemble(truth, options={"estimator": "unbiased", "sample_scale": 1.0},
+                              regime=regime, generations=gens, samples_per_generation=n,
+                              real_fraction=None, chains=chains, rng=np.random.default_rng(0))
+        wall = time.perf_counter() - start
+        print(f"[ensemble] gaussian {regime}: {chains} chains x {gens} generations x {n} "
+              f"samples in {wall:.2f} s = {chains * gens * n / wall / 1e6:.1f} M "
+              "chain-generation-samples/s")
+
+
+def accumulate_storage(tmp: Path, gens: int, n: int) -> None:
+    runs = {"acc": {"family": "gaussian", "human": "g1", "generations": gens,
+                    "samples_per_generation": n, "regime": "accumulate"}}
+    raw = params_for(runs)
+    wf = make_workflow(tmp / "acc", raw)
+    in_process(wf, "acc", raw)
+    run_dir = wf / "data/runs/acc"
+    stored = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file())
+    manifests = sum(p.stat().st_size for p in run_dir.rglob("train.json"))
+    unique_rows = n * (gens + 1)  # human rows + every generation's samples, each once
+    row_bytes = 8  # one float64 data column
+    copied_rows = sum((g + 1) * n for g in range(gens))
+    print(f"[storage] accumulate, {gens} generations x {n} samples: {stored / 1e6:.2f} MB on "
+          f"disk ({manifests / 1e3:.1f} kB of manifests); unique rows {unique_rows} "
+          f"= {unique_rows * row_bytes / 1e6:.2f} MB raw; copying training sets would store "
+          f"{copied_rows} rows = {copied_rows * row_bytes / 1e6:.2f} MB raw")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chain", type=int, default=30, help="generations for overhead")
+    parser.add_argument("--deep", type=int, default=2000, help="generations of the deep run")
+    parser.add_argument("--chains", type=int, default=1000)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="mc-bench-"))
+    try:
+        job_overhead(tmp, args.chain)
+        ensemble_throughput(args.chains, 1000, 100)
+        accumulate_storage(tmp, 100, 1000)
+        deep_noop(tmp, args.deep)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+# Helpers shared by the rules. Settings come from modelcollapse.config, which
+# validates params.yaml (run, key and value named on error) before any job starts.
+from pathlib import Path
+
+from modelcollapse.config import ConfigError, validate as validate_params
+from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, human_file
+
+try:
+    PARAMS = validate_params(config, source="params.yaml (with --config overrides)")
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+RUNS = list(PARAMS.runs)
+
+
+wildcard_constraints:
+    run="|".join(RUNS) if RUNS else "^$",
+    source="|".join(PARAMS.human),
+    gen=r"\d{4}",
+
+
+def gen_index(wildcards):
+    return int(wildcards.gen)
+
+
+def run_outputs(run):
+    out = RESULTS_DIR.format(run=run)
+    return [f"{out}/metrics.csv", f"{out}/summary.json", f"{out}/ensemble.csv", f"{out}/figures"]
+
+
+def all_targets():
+    targets = [t for run in RUNS for t in run_outputs(run)]
+    return targets + [REPORT_DIR]
+
+
+def human_inputs(run):
+    source = PARAMS.run(run)["human"]
+    return {
+        "truth": ancient(str(human_file(source, "truth.safetensors"))),
+        "pool": ancient(str(human_file(source, "pool.parquet"))),
+        "test": ancient(str(human_file(source, "test.parquet"))),
+    }
+
+
+def generation_inputs(wildcards):
+    """Generation g needs the human source and generation g - 1.
+
+    Inputs are `ancient`: artifacts are deterministic in their settings, so only a
+    missing file, changed params/code or a rebuilt ancestor triggers a rerun, never
+    mtimes (which `dvc pull` and `git clone` reset in arbitrary order).
+    """
+    inputs = human_inputs(wildcards.run)
+    g = gen_index(wildcards)
+    if g > 0:
+        inputs["prev_train"] = ancient(str(gen_file(wildcards.run, g - 1, "train.json")))
+        inputs["prev_samples"] = ancient(str(gen_file(wildcards.run, g - 1, "samples.parquet")))
+    return inputs
+
+
+def generation_files(run, name, generations=None):
+    count = PARAMS.run(run)["generations"] if generations is None else generations
+    return [ancient(str(gen_file(run, g, name))) for g in range(count)]
+
+
+def plot_inputs(wildcards):
+    settings = PARAMS.run(wildcards.run)
+    out = RESULTS_DIR.format(run=wildcards.run)
+    return {
+        "metrics": ancient(f"{out}/metrics.csv"),
+        "ensemble": ancient(f"{out}/ensemble.csv"),
+        "snapshots": [ancient(str(gen_file(wildcards.run, g, name)))
+                      for g in settings["plot_generations"]
+                      for name in ("model.safetensors", "samples.parquet")],
+        **human_inputs(wildcards.run),
+    }

@@ -1,0 +1,14 @@
+rule report:
+    """Regime comparisons per family and the run overview."""
+    input:
+        metrics=expand(RESULTS_DIR + "/metrics.csv", run=RUNS),
+        ensembles=expand(RESULTS_DIR + "/ensemble.csv", run=RUNS),
+    output:
+        directory(REPORT_DIR),
+    params:
+        runs=lambda wildcards: PARAMS.runs,
+        compare=lambda wildcards: PARAMS.report.get("compare", {}),
+    log:
+        "logs/report.log",
+    script:
+        "../scripts/report.py"

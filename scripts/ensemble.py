@@ -1,0 +1,7 @@
+"""results/<run>/ensemble.csv (Snakemake rule `ensemble`)."""
+
+from modelcollapse.logs import setup_logging
+from modelcollapse.pipeline import run_ensemble
+
+setup_logging(snakemake.log[0])  # noqa: F821
+run_ensemble(snakemake.wildcards.run, snakemake.params.settings)  # noqa: F821

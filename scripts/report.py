@@ -1,0 +1,18 @@
+"""reports/ (Snakemake rule `report`, DVC stage `report`)."""
+
+import argparse
+
+from modelcollapse.config import load_params
+from modelcollapse.logs import setup_logging
+from modelcollapse.report import write_report
+
+if "snakemake" in globals():
+    setup_logging(snakemake.log[0])  # noqa: F821
+    write_report(snakemake.params.runs, snakemake.params.compare)  # noqa: F821
+elif __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    setup_logging()
+    params = load_params(args.params)
+    write_report(params.runs, params.report.get("compare", {}))

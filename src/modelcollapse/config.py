@@ -1,0 +1,225 @@
+"""params.yaml: loading, validation and the merged settings of each run.
+
+Everything is checked before any job starts, and every message names where the
+problem is (``runs.<id>.<key>``), so a bad value costs seconds, not a run.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from modelcollapse.families import registry
+from modelcollapse.regimes import NEEDS_REAL_FRACTION, real_row_count
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "params.schema.yaml"
+
+# Settings a generation's artifacts do not depend on: changing them must not
+# invalidate (or re-run) generations that already exist.
+NOT_GENERATION_KEYS = ("generations", "chains", "plot_generations")
+
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    "regime": "replace",
+    "real_fraction": None,
+    "seed": 0,
+    "chains": 1,
+    "options": {},
+}
+
+
+class ConfigError(ValueError):
+    """params.yaml is invalid; the message names the file, the run and the key."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """A validated params.yaml."""
+
+    runs: dict[str, dict[str, Any]]
+    human: dict[str, dict[str, Any]]
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        if run_id not in self.runs:
+            raise ConfigError(f"unknown run {run_id!r}; params.yaml defines {sorted(self.runs)}")
+        return self.runs[run_id]
+
+    def generation_settings(self, run_id: str) -> dict[str, Any]:
+        """The settings a generation's artifacts depend on (Snakemake `params:`)."""
+        settings = self.run(run_id)
+        return {k: v for k, v in settings.items() if k not in NOT_GENERATION_KEYS}
+
+    def human_source(self, run_id: str) -> dict[str, Any]:
+        return self.human[self.run(run_id)["human"]]
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _where(prefix: str, path: Any) -> str:
+    parts = [prefix] + [str(p) for p in path]
+    return ".".join(p for p in parts if p)
+
+
+def _check(instance: Any, schema: Mapping[str, Any], prefix: str, source: str) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [
+            f"  {_where(prefix, e.absolute_path) or '(top level)'}: {e.message}" for e in errors
+        ]
+        raise ConfigError(f"{source}: invalid settings\n" + "\n".join(lines))
+
+
+def _family_schema(family: str, part: str) -> dict[str, Any]:
+    return load_schema()["x-families"][family][part]
+
+
+def _with_schema_defaults(values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    out = {
+        k: copy.deepcopy(v["default"])
+        for k, v in schema.get("properties", {}).items()
+        if "default" in v
+    }
+    out.update(copy.deepcopy(dict(values)))
+    return out
+
+
+def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
+    """Validate a parsed params.yaml and return every run's merged settings."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    schema = load_schema()
+    _check(raw, schema, "", source)
+    families = registry()
+    known = set(schema["x-families"]) & set(families)
+
+    human: dict[str, dict[str, Any]] = {}
+    for source_id, spec in raw["human"].items():
+        where = f"human.{source_id}"
+        fam = spec["family"]
+        if fam not in known:
+            raise ConfigError(
+                f"{source}: {where}.family: unknown family {fam!r}; known: {sorted(known)}"
+            )
+        _check(spec["truth"], _family_schema(fam, "truth"), f"{where}.truth", source)
+        merged = _with_schema_defaults(spec, schema["$defs"]["human_source"])
+        merged["truth"] = _with_schema_defaults(spec["truth"], _family_schema(fam, "truth"))
+        try:
+            families[fam].truth_from_spec(merged["truth"])
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{source}: {where}.truth: {exc}") from exc
+        human[source_id] = merged
+
+    defaults = {**BUILTIN_DEFAULTS, **copy.deepcopy(dict(raw.get("defaults") or {}))}
+    runs = {
+        run_id: _validate_run(run_id, defaults, spec, human, known, source)
+        for run_id, spec in raw["runs"].items()
+    }
+
+    report = dict(raw.get("report") or {})
+    for name, members in report.get("compare", {}).items():
+        for run_id in members:
+            if run_id not in runs:
+                raise ConfigError(f"{source}: report.compare.{name}: unknown run {run_id!r}")
+    return Params(runs=runs, human=human, report=report)
+
+
+def _validate_run(
+    run_id: str,
+    defaults: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    human: Mapping[str, dict[str, Any]],
+    known: set[str],
+    source: str,
+) -> dict[str, Any]:
+    where = f"runs.{run_id}"
+    settings = {**copy.deepcopy(dict(defaults)), **copy.deepcopy(dict(spec))}
+    required = ("family", "human", "generations", "samples_per_generation")
+    for key in required:
+        if key not in settings:
+            raise ConfigError(
+                f"{source}: {where}: missing required key {key!r} "
+                "(set it in the run or in defaults)"
+            )
+    fam = settings["family"]
+    if fam not in known:
+        raise ConfigError(
+            f"{source}: {where}.family: unknown family {fam!r}; known: {sorted(known)}"
+        )
+    if settings["human"] not in human:
+        raise ConfigError(
+            f"{source}: {where}.human: unknown human source {settings['human']!r}; "
+            f"defined: {sorted(human)}"
+        )
+    src = human[settings["human"]]
+    if src["family"] != fam:
+        raise ConfigError(
+            f"{source}: {where}.human: source {settings['human']!r} holds "
+            f"{src['family']!r} data, but the run's family is {fam!r}"
+        )
+    options_schema = _family_schema(fam, "options")
+    _check(settings.get("options") or {}, options_schema, f"{where}.options", source)
+    settings["options"] = _with_schema_defaults(settings.get("options") or {}, options_schema)
+
+    regime, n, gens = (
+        settings["regime"],
+        settings["samples_per_generation"],
+        settings["generations"],
+    )
+    rf = settings.get("real_fraction")
+    if regime in NEEDS_REAL_FRACTION and rf is None:
+        raise ConfigError(
+            f"{source}: {where}.real_fraction: regime {regime!r} needs "
+            "real_fraction (a number in [0, 1])"
+        )
+    if regime not in NEEDS_REAL_FRACTION:
+        settings["real_fraction"] = None  # irrelevant; keep it out of the artifacts' identity
+    needed = n
+    if regime == "mix":
+        needed = max(n, real_row_count(n, rf))
+    elif regime == "fresh":
+        needed = n + (gens - 1) * real_row_count(n, rf)
+    if needed > src["pool_size"]:
+        raise ConfigError(
+            f"{source}: {where}: needs {needed} human rows but human.{settings['human']}."
+            f"pool_size is {src['pool_size']} (regime {regime!r}, samples_per_generation {n}, "
+            f"generations {gens})"
+        )
+    plot_gens = settings.get("plot_generations")
+    if plot_gens is not None:
+        bad = [g for g in plot_gens if g >= gens]
+        if bad:
+            raise ConfigError(
+                f"{source}: {where}.plot_generations: {bad} not below generations ({gens})"
+            )
+    else:
+        settings["plot_generations"] = default_plot_generations(gens)
+    return settings
+
+
+def default_plot_generations(generations: int) -> list[int]:
+    """The paper's style of snapshots: the start, a few steps along, and the last."""
+    last = generations - 1
+    picks = {0, last} | {round(last * f) for f in (0.05, 0.25, 0.5)}
+    return sorted(picks)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return validate(raw, source=str(path))

@@ -1,0 +1,40 @@
+"""Every artifact path pattern, in one place (the layout in DESIGN.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HUMAN_DIR = "data/human/{source}"
+RUN_DIR = "data/runs/{run}"
+GEN_DIR = "data/runs/{run}/gen_{gen}"
+RESULTS_DIR = "results/{run}"
+REPORT_DIR = "reports"  # outside results/: the DVC report stage depends on results/
+LOG_DIR = "logs/{run}"
+
+HUMAN_FILES = ("pool.parquet", "test.parquet", "truth.safetensors", "truth.json")
+GEN_FILES = ("train.json", "model.safetensors", "model.json", "samples.parquet", "metrics.json")
+
+
+def gen_tag(generation: int) -> str:
+    """Zero-padded generation directory suffix: 42 -> '0042'."""
+    return f"{generation:04d}"
+
+
+def human_dir(source: str, root: str | Path = ".") -> Path:
+    return Path(root) / HUMAN_DIR.format(source=source)
+
+
+def human_file(source: str, name: str, root: str | Path = ".") -> Path:
+    return human_dir(source, root) / name
+
+
+def gen_dir(run: str, generation: int, root: str | Path = ".") -> Path:
+    return Path(root) / GEN_DIR.format(run=run, gen=gen_tag(generation))
+
+
+def gen_file(run: str, generation: int, name: str, root: str | Path = ".") -> Path:
+    return gen_dir(run, generation, root) / name
+
+
+def results_dir(run: str, root: str | Path = ".") -> Path:
+    return Path(root) / RESULTS_DIR.format(run=run)

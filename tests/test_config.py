@@ -1,0 +1,114 @@
+"""params.yaml validation: bad input is rejected with the run and the key named."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelcollapse.config import ConfigError, load_params, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BASE = {
+    "defaults": {"samples_per_generation": 50, "seed": 0},
+    "human": {
+        "g1": {"family": "gaussian", "truth": {"dim": 1, "mean": 0.0, "std": 1.0},
+               "pool_size": 1000, "test_size": 100},
+    },
+    "runs": {
+        "r": {"family": "gaussian", "human": "g1", "generations": 5},
+    },
+}
+
+
+def with_run(**changes):
+    raw = copy.deepcopy(BASE)
+    raw["runs"]["r"].update(changes)
+    return raw
+
+
+def test_default_params_file_is_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert params.runs, "the default params.yaml defines runs"
+    for run_id, settings in params.runs.items():
+        assert settings["human"] in params.human, run_id
+        assert settings["plot_generations"][-1] < settings["generations"]
+
+
+def test_merges_defaults_and_fills_option_defaults():
+    params = validate(BASE)
+    run = params.run("r")
+    assert run["samples_per_generation"] == 50
+    assert run["regime"] == "replace"
+    assert run["chains"] == 1
+    assert run["options"] == {"estimator": "unbiased", "sample_scale": 1.0}
+    assert run["real_fraction"] is None
+    assert "generations" not in params.generation_settings("r")
+    assert "chains" not in params.generation_settings("r")
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragments"),
+    [
+        ({"samples_per_generation": -5}, ["runs.r.samples_per_generation", "minimum"]),
+        ({"real_fraction": 1.5, "regime": "mix"}, ["runs.r.real_fraction"]),
+        ({"regime": "mix"}, ["runs.r.real_fraction", "needs real_fraction"]),
+        ({"regime": "fresh"}, ["runs.r.real_fraction", "needs real_fraction"]),
+        ({"regime": "recycle"}, ["runs.r.regime", "recycle"]),
+        ({"family": "transformer"}, ["runs.r.family", "unknown family 'transformer'"]),
+        ({"human": "nowhere"}, ["runs.r.human", "unknown human source 'nowhere'"]),
+        ({"speed": 3}, ["runs.r", "speed"]),
+        ({"options": {"estimator": "biased"}}, ["runs.r.options.estimator", "biased"]),
+        ({"options": {"lambda": 2}}, ["runs.r.options", "lambda"]),
+        ({"generations": 0}, ["runs.r.generations"]),
+        ({"plot_generations": [0, 7]}, ["runs.r.plot_generations", "[7]"]),
+        ({"regime": "fresh", "real_fraction": 0.5, "generations": 100},
+         ["runs.r", "needs 2525 human rows", "human.g1.pool_size is 1000"]),
+    ],
+)
+def test_rejects_bad_run_settings_naming_run_and_key(changes, fragments):
+    with pytest.raises(ConfigError) as info:
+        validate(with_run(**changes))
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_rejects_family_mismatch_between_run_and_human_source():
+    raw = with_run()
+    raw["human"]["z"] = {"family": "categorical", "truth": {"num_symbols": 5}}
+    raw["runs"]["r"]["human"] = "z"
+    with pytest.raises(ConfigError, match=r"runs\.r\.human: source 'z' holds 'categorical'"):
+        validate(raw)
+
+
+def test_rejects_bad_truth_and_unknown_top_level_key():
+    raw = copy.deepcopy(BASE)
+    raw["human"]["g1"]["truth"]["std"] = -1
+    with pytest.raises(ConfigError, match=r"human\.g1\.truth\.std"):
+        validate(raw)
+    raw = copy.deepcopy(BASE)
+    raw["runz"] = {}
+    with pytest.raises(ConfigError, match="runz"):
+        validate(raw)
+
+
+def test_rejects_unknown_run_in_report_group():
+    raw = copy.deepcopy(BASE)
+    raw["report"] = {"compare": {"grp": ["r", "ghost"]}}
+    with pytest.raises(ConfigError, match=r"report\.compare\.grp: unknown run 'ghost'"):
+        validate(raw)
+
+
+def test_missing_or_malformed_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: file not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runs: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_params(bad)
+    partial = tmp_path / "partial.yaml"
+    partial.write_text(yaml.safe_dump({"human": BASE["human"]}))
+    with pytest.raises(ConfigError, match="'runs' is a required property"):
+        load_params(partial)

@@ -1,0 +1,113 @@
+"""End to end with the real Snakemake on a tiny configuration."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+from workflow_utils import TINY_PARAMS, make_workflow, snakemake, tree_md5s
+
+from modelcollapse.io import file_md5
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    wf = make_workflow(tmp_path_factory.mktemp("wf"))
+    snakemake(wf, "--cores", "2")
+    return wf
+
+
+def test_every_run_produces_its_artifacts(built):
+    for run_id, spec in TINY_PARAMS["runs"].items():
+        gens = spec["generations"]
+        frame = pd.read_csv(built / "results" / run_id / "metrics.csv")
+        assert frame.columns[0] == "generation"
+        assert frame["generation"].tolist() == list(range(gens))
+        for g in range(gens):
+            gdir = built / "data" / "runs" / run_id / f"gen_{g:04d}"
+            for name in ("train.json", "model.safetensors", "model.json", "samples.parquet",
+                         "metrics.json"):
+                assert (gdir / name).is_file(), gdir / name
+        assert list((built / "results" / run_id / "figures").glob("*.png"))
+    assert (built / "reports" / "report.md").is_file()
+
+
+def test_metrics_follow_the_regimes(built):
+    acc = pd.read_csv(built / "results" / "g_acc" / "metrics.csv")
+    assert acc["train_rows"].tolist() == [30, 60, 90]
+    assert acc["train_human_fraction"].tolist() == pytest.approx([1, 1 / 2, 1 / 3])
+    mix = pd.read_csv(built / "results" / "g_mix" / "metrics.csv")
+    assert mix["train_human_fraction"].tolist() == pytest.approx([1.0, 0.2, 0.2])
+    lin = pd.read_csv(built / "results" / "lin" / "metrics.csv")
+    assert (lin["excess_risk"] > 0).all()
+    ens = pd.read_csv(built / "results" / "g_replace" / "ensemble.csv")
+    assert list(ens.columns) == ["generation", "metric", "mean", "median", "std"]
+    assert set(ens["generation"]) == {0, 1, 2, 3}
+    assert pd.read_csv(built / "results" / "cat" / "ensemble.csv").empty  # chains == 1
+
+
+def test_second_run_has_nothing_to_do(built):
+    out = snakemake(built, "--cores", "2", "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_one_generation_rebuilds_alone_and_byte_identically(built):
+    before = tree_md5s(built, "data/runs/g_replace")
+    for g in (2, 3):
+        shutil.rmtree(built / "data" / "runs" / "g_replace" / f"gen_{g:04d}")
+    target = "data/runs/g_replace/gen_0002/model.safetensors"
+    out = snakemake(built, "--cores", "1", target)
+    log = out.stdout + out.stderr
+    assert "generation" in log
+    assert not (built / "data/runs/g_replace/gen_0003").exists(), "only ancestors are rebuilt"
+    after = tree_md5s(built, "data/runs/g_replace")
+    assert {k: v for k, v in before.items() if "gen_0003" not in k} == after
+    snakemake(built, "--cores", "1")  # restore the rest for other tests
+
+
+def test_bad_params_fail_before_any_job_naming_run_and_key(tmp_path):
+    params = json.loads(json.dumps(TINY_PARAMS))
+    params["runs"]["g_mix"].pop("real_fraction")
+    wf = make_workflow(tmp_path / "bad", params)
+    out = snakemake(wf, "--cores", "1", check=False)
+    assert out.returncode != 0
+    assert "runs.g_mix.real_fraction" in out.stdout + out.stderr
+    assert not (wf / "data").exists(), "no job may start on invalid params"
+
+
+def test_corrupt_artifact_error_names_the_file(tmp_path):
+    params = {**TINY_PARAMS, "runs": {"g_replace": {**TINY_PARAMS["runs"]["g_replace"],
+                                                     "chains": 1}},
+              "report": {}}
+    wf = make_workflow(tmp_path / "corrupt", params)
+    snakemake(wf, "--cores", "1", "data/runs/g_replace/gen_0001/samples.parquet")
+    (wf / "data/runs/g_replace/gen_0001/samples.parquet").write_bytes(b"PAR1 garbage")
+    out = snakemake(wf, "--cores", "1", "data/runs/g_replace/gen_0002/model.safetensors",
+                    check=False)
+    assert out.returncode != 0
+    log = out.stdout + out.stderr + "".join(
+        p.read_text() for p in (wf / "logs").rglob("*.log"))
+    assert "corrupt Parquet artifact" in log
+    assert "data/runs/g_replace/gen_0001/samples.parquet" in log
+    assert not (wf / "data/runs/g_replace/gen_0002/model.safetensors").exists()
+
+
+def test_params_of_other_runs_do_not_invalidate_a_run(built):
+    md5 = file_md5(built / "data/runs/g_replace/gen_0000/model.safetensors")
+    params = yaml.safe_load((built / "params.yaml").read_text())
+    params["runs"]["g_replace"]["generations"] = 5  # a longer chain reuses the old gens
+    (built / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        out = snakemake(built, "--cores", "1", "-n", "--quiet", "rules")
+        text = out.stdout + out.stderr
+        assert "generation" in text and "prepare_human" not in text
+        snakemake(built, "--cores", "1")
+        assert file_md5(built / "data/runs/g_replace/gen_0000/model.safetensors") == md5
+        frame = pd.read_csv(built / "results/g_replace/metrics.csv")
+        assert len(frame) == 5
+    finally:
+        params["runs"]["g_replace"]["generations"] = 4
+        (built / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
