@@ -29,8 +29,10 @@ def run_outputs(run):
 
 
 def all_targets():
-    targets = [t for run in RUNS for t in run_outputs(run)]
-    return targets + [REPORT_DIR]
+    """Every human source (as `dvc repro` prepares), every run's results, the report."""
+    human = [str(human_file(source, name)) for source in PARAMS.human
+             for name in ("truth.safetensors", "pool.parquet", "test.parquet")]
+    return human + [t for run in RUNS for t in run_outputs(run)] + [REPORT_DIR]
 
 
 def human_inputs(run):

@@ -1,8 +1,8 @@
 rule report:
     """Regime comparisons per family and the run overview."""
     input:
-        metrics=expand(RESULTS_DIR + "/metrics.csv", run=RUNS),
-        ensembles=expand(RESULTS_DIR + "/ensemble.csv", run=RUNS),
+        metrics=[ancient(p) for p in expand(RESULTS_DIR + "/metrics.csv", run=RUNS)],
+        ensembles=[ancient(p) for p in expand(RESULTS_DIR + "/ensemble.csv", run=RUNS)],
     output:
         directory(REPORT_DIR),
     params:

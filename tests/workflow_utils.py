@@ -77,6 +77,6 @@ def tree_md5s(root: Path, *dirs: str) -> dict[str, str]:
     out = {}
     for d in dirs:
         for path in sorted((root / d).rglob("*")):
-            if path.is_file() and path.name != ".gitignore":
+            if path.is_file() and path.name not in (".gitignore", ".snakemake_timestamp"):
                 out[path.relative_to(root).as_posix()] = hashlib.md5(path.read_bytes()).hexdigest()
     return out
