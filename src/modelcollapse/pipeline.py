@@ -27,8 +27,6 @@ log = logging.getLogger("modelcollapse")
 _GENERATION_STREAM = 1
 _ENSEMBLE_STREAM = 2
 
-ENSEMBLE_COLUMNS = ("generation", "metric", "mean", "median", "std")
-
 
 def generation_rng(seed: int, generation: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(seed, spawn_key=(_GENERATION_STREAM, generation))
@@ -130,7 +128,7 @@ def collect_metrics(run: str, generations: int, root: str | Path = ".") -> pd.Da
 
 def run_ensemble(run: str, settings: dict[str, Any], root: str | Path = ".") -> pd.DataFrame:
     """results/<run>/ensemble.csv: K vectorised chains (header only when K == 1)."""
-    from modelcollapse.ensemble import ensemble_frame
+    from modelcollapse.ensemble import FRAME_COLUMNS, ensemble_frame
 
     fam = get_family(settings["family"])
     chains = settings["chains"]
@@ -152,7 +150,7 @@ def run_ensemble(run: str, settings: dict[str, Any], root: str | Path = ".") -> 
             )
         frame = ensemble_frame(metrics)
     else:
-        frame = pd.DataFrame(columns=list(ENSEMBLE_COLUMNS))
+        frame = pd.DataFrame(columns=list(FRAME_COLUMNS))
     io.write_text(
         results_dir(run, root) / "ensemble.csv", frame.to_csv(index=False, float_format="%.10g")
     )

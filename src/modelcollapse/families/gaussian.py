@@ -1,0 +1,310 @@
+"""Multivariate Gaussian: the family of Shumailov et al.'s single-Gaussian theorem.
+
+Also holds the Gaussian linear algebra the other families share (feature columns,
+PSD square roots, batched log-densities, the Gaussian 2-Wasserstein distance).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from modelcollapse import theory as closed_form
+from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace, run_chains
+from modelcollapse.families.base import Estimator
+
+NAME = "gaussian"
+ESTIMATORS = {"unbiased": 1, "mle": 0}  # estimator -> ddof
+_FEATURE = re.compile(r"x(\d+)")
+
+
+# --- shared helpers ---------------------------------------------------------------
+
+
+def feature_names(dim: int) -> list[str]:
+    return [f"x{i}" for i in range(dim)]
+
+
+def features(data: pd.DataFrame, dim: int | None = None) -> np.ndarray:
+    """The ``x0..x{d-1}`` columns as a float64 ``(n, d)`` array (other columns ignored)."""
+    if dim is None:
+        found = sorted(int(m.group(1)) for c in data.columns if (m := _FEATURE.fullmatch(str(c))))
+        dim = len(found)
+        if dim == 0 or found != list(range(dim)):
+            raise ValueError(f"data need columns x0..x{{d-1}}, got {list(data.columns)}")
+    missing = [c for c in feature_names(dim) if c not in data.columns]
+    if missing:
+        raise ValueError(f"data lack columns {missing}")
+    return data[feature_names(dim)].to_numpy(dtype=np.float64)
+
+
+def psd_factor(cov: np.ndarray) -> np.ndarray:
+    """``F`` with ``F @ F.T == cov`` for (batched) symmetric PSD ``cov``; safe when singular."""
+    vals, vecs = np.linalg.eigh(cov)
+    return vecs * np.sqrt(np.clip(vals, 0.0, None))[..., None, :]
+
+
+def psd_sqrt(cov: np.ndarray) -> np.ndarray:
+    """Symmetric square root of (batched) symmetric PSD matrices via ``eigh``."""
+    vals, vecs = np.linalg.eigh(cov)
+    return (vecs * np.sqrt(np.clip(vals, 0.0, None))[..., None, :]) @ np.swapaxes(vecs, -1, -2)
+
+
+def w2_sq(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray) -> np.ndarray:
+    """Squared 2-Wasserstein distance between Gaussians (batched over leading axes).
+
+    ``||m1-m2||^2 + tr(S1 + S2 - 2 (S2^1/2 S1 S2^1/2)^1/2)``; the trace of the
+    inner square root is the sum of square roots of its eigenvalues (clipped at 0).
+    """
+    root2 = psd_sqrt(cov2)
+    inner = root2 @ cov1 @ root2
+    inner = 0.5 * (inner + np.swapaxes(inner, -1, -2))
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(inner), 0.0, None)).sum(-1)
+    trace = np.trace(cov1, axis1=-2, axis2=-1) + np.trace(cov2, axis1=-2, axis2=-1)
+    dist = ((np.asarray(mean1) - np.asarray(mean2)) ** 2).sum(-1) + trace - 2.0 * cross
+    return np.clip(dist, 0.0, None)
+
+
+def _batched_moments(rows: np.ndarray, ddof: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(..., d)`` and covariance ``(..., d, d)`` of rows ``(..., n, d)``."""
+    mean = rows.mean(axis=-2)
+    diff = rows - mean[..., None, :]
+    cov = np.swapaxes(diff, -1, -2) @ diff / (rows.shape[-2] - ddof)
+    return mean, cov
+
+
+# --- the estimator ----------------------------------------------------------------
+
+
+class Model(Estimator):
+    """``N(mean_, covariance_)`` fitted by moments; samples ``N(mean_, sample_scale*cov)``.
+
+    ``sample_scale`` is Alemohammad et al.'s sampling bias lambda: it changes only
+    what the model generates; ``score`` is the density of the fitted Gaussian.
+    """
+
+    family = NAME
+    _param_names = ("estimator", "sample_scale", "random_state")
+    _state_names = ("mean_", "covariance_")
+
+    def __init__(
+        self, *, estimator: str = "unbiased", sample_scale: float = 1.0, random_state: Any = None
+    ) -> None:
+        self.estimator = estimator
+        self.sample_scale = sample_scale
+        self.random_state = random_state
+
+    def fit(self, data: pd.DataFrame) -> Self:
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator: expected one of {list(ESTIMATORS)}")
+        x = features(data)
+        if len(x) <= ESTIMATORS[self.estimator]:
+            raise ValueError(f"need more than {ESTIMATORS[self.estimator]} rows, got {len(x)}")
+        self.mean_, self.covariance_ = _batched_moments(x, ESTIMATORS[self.estimator])
+        return self
+
+    @property
+    def dim(self) -> int:
+        return int(np.asarray(self.mean_).shape[0])
+
+    def sample(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+        self._check_fitted()
+        factor = psd_factor(float(self.sample_scale) * self.covariance_)
+        x = self.mean_ + rng.standard_normal((n, self.dim)) @ factor.T
+        return pd.DataFrame(x, columns=feature_names(self.dim))
+
+    def score(self, data: pd.DataFrame) -> np.ndarray:
+        self._check_fitted()
+        return gaussian_logpdf(features(data, self.dim), self.mean_, self.covariance_)
+
+
+def gaussian_logpdf(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """log N(x; mean, cov), rows of ``x``; a singular ``cov`` (a collapsed model) is
+    handled as scipy's ``allow_singular``: density on its support, -inf off it.
+
+    NumPy only: scipy.stats costs ~0.9 s to import, paid by every generation job.
+    """
+    eigvals, eigvecs = np.linalg.eigh(np.asarray(cov, dtype=np.float64))
+    cutoff = max(eigvals.max(initial=0.0), 0.0) * 1e6 * np.finfo(np.float64).eps
+    keep = eigvals > cutoff
+    centred = np.atleast_2d(x) - mean
+    proj = centred @ eigvecs
+    maha = np.sum(proj[:, keep] ** 2 / eigvals[keep], axis=1)
+    logdet = np.sum(np.log(eigvals[keep]))
+    out = -0.5 * (keep.sum() * np.log(2 * np.pi) + logdet + maha)
+    if not keep.all():  # distance off the model's support
+        off = np.sqrt(np.sum(proj[:, ~keep] ** 2, axis=1))
+        out[off > 1e-9 * (1 + np.abs(centred).max(axis=1))] = -np.inf
+    return out
+
+
+# --- the family contract ----------------------------------------------------------
+
+
+def truth_from_spec(spec: dict) -> Model:
+    """``{dim, mean (float or list), std | cov}`` -> the true Gaussian as a fitted Model."""
+    unknown = set(spec) - {"dim", "mean", "std", "cov"}
+    if unknown:
+        raise ValueError(f"gaussian truth: unknown key {sorted(unknown)[0]!r}")
+    if "dim" not in spec:
+        raise ValueError("gaussian truth: missing key 'dim'")
+    dim = spec["dim"]
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"gaussian truth: 'dim' must be a positive integer, got {dim!r}")
+    mean = _spec_array(spec.get("mean", 0.0), "mean")
+    if mean.ndim == 0:
+        mean = np.full(dim, float(mean))
+    if mean.shape != (dim,) or not np.all(np.isfinite(mean)):
+        raise ValueError(f"gaussian truth: 'mean' must be a number or {dim} finite numbers")
+    if ("std" in spec) == ("cov" in spec):
+        raise ValueError("gaussian truth: give exactly one of keys 'std' and 'cov'")
+    if "std" in spec:
+        std = float(_spec_array(spec["std"], "std")) if np.ndim(spec["std"]) == 0 else -1.0
+        if not std > 0 or not math.isfinite(std):
+            raise ValueError(f"gaussian truth: 'std' must be positive, got {spec['std']!r}")
+        cov = std**2 * np.eye(dim)
+    else:
+        cov = _spec_array(spec["cov"], "cov")
+        if cov.shape != (dim, dim) or not np.allclose(cov, cov.T):
+            raise ValueError(f"gaussian truth: 'cov' must be a symmetric {dim}x{dim} matrix")
+        if np.linalg.eigvalsh(cov).min() <= 0:
+            raise ValueError("gaussian truth: 'cov' must be positive definite")
+    truth = Model()
+    truth.mean_, truth.covariance_ = mean, cov
+    return truth
+
+
+def _spec_array(value: Any, key: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"gaussian truth: {key!r} is not a regular numeric array: {exc}") from exc
+
+
+def _options(options: dict | None) -> tuple[str, float]:
+    options = dict(options or {})
+    unknown = set(options) - {"estimator", "sample_scale"}
+    if unknown:
+        raise ValueError(f"gaussian options: unknown key {sorted(unknown)[0]!r}")
+    estimator = options.get("estimator", "unbiased")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"gaussian options: 'estimator' must be one of {list(ESTIMATORS)}")
+    scale = options.get("sample_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise ValueError(f"gaussian options: 'sample_scale' must be a number, got {scale!r}")
+    if not scale > 0 or not math.isfinite(scale):
+        raise ValueError("gaussian options: 'sample_scale' must be positive")
+    return estimator, float(scale)
+
+
+def build_model(options: dict, truth: Model, random_state: int) -> Model:
+    estimator, scale = _options(options)
+    return Model(estimator=estimator, sample_scale=scale, random_state=random_state)
+
+
+def _tail_share(samples: np.ndarray, truth: Model) -> np.ndarray:
+    """Share of rows (last-but-one axis) beyond Mahalanobis distance 3 under the truth."""
+    whiten = np.linalg.inv(np.linalg.cholesky(truth.covariance_))
+    z = (samples - truth.mean_) @ whiten.T
+    return ((z**2).sum(-1) > 9.0).mean(-1)
+
+
+def evaluate(
+    model: Model, truth: Model, test: pd.DataFrame, samples: pd.DataFrame
+) -> dict[str, float]:
+    model._check_fitted()
+    return {
+        "mean_sq_error": float(((model.mean_ - truth.mean_) ** 2).sum()),
+        "var_trace": float(np.trace(model.covariance_)),
+        "w2_sq": float(w2_sq(model.mean_, model.covariance_, truth.mean_, truth.covariance_)),
+        "tail_mass": float(_tail_share(features(samples, truth.dim), truth)),
+        "test_nll": float(-model.score(test).mean()),
+    }
+
+
+def batched(truth: Model, ddof: int, sample_scale: float) -> BatchedFamily:
+    """Vectorised Gaussian chains: params are ``(means (K, d), covs (K, d, d))``."""
+    dim, true_factor = truth.dim, psd_factor(truth.covariance_)
+
+    def draw_truth(chains: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        return truth.mean_ + rng.standard_normal((chains, n, dim)) @ true_factor.T
+
+    def fit(rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return _batched_moments(rows, ddof)
+
+    def sample(params: tuple, n: int, rng: np.random.Generator) -> np.ndarray:
+        mean, cov = params
+        factor = psd_factor(sample_scale * cov)
+        z = rng.standard_normal((mean.shape[0], n, dim))
+        return mean[:, None, :] + z @ np.swapaxes(factor, -1, -2)
+
+    def summarize(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Moments about the true mean: no cancellation when |mean| >> std.
+        centred = rows - truth.mean_
+        return centred.sum(-2), np.swapaxes(centred, -1, -2) @ centred
+
+    def fit_summary(summary: tuple, n: int) -> tuple[np.ndarray, np.ndarray]:
+        shift = summary[0] / n
+        cov = (summary[1] - n * shift[..., :, None] * shift[..., None, :]) / (n - ddof)
+        return truth.mean_ + shift, cov
+
+    def measure(params: tuple, samples: np.ndarray) -> dict[str, np.ndarray]:
+        mean, cov = params
+        return {
+            "mean_sq_error": ((mean - truth.mean_) ** 2).sum(-1),
+            "var_trace": np.trace(cov, axis1=-2, axis2=-1),
+            "w2_sq": w2_sq(mean, cov, truth.mean_, truth.covariance_),
+            "tail_mass": _tail_share(samples, truth),
+        }
+
+    return BatchedFamily(draw_truth, fit, sample, measure, summarize, fit_summary)
+
+
+def simulate_ensemble(
+    truth: Model,
+    *,
+    options: dict,
+    regime: str,
+    generations: int,
+    samples_per_generation: int,
+    real_fraction: float | None,
+    chains: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    estimator, scale = _options(options)
+    return run_chains(
+        batched(truth, ESTIMATORS[estimator], scale),
+        regime=regime,
+        generations=generations,
+        samples_per_generation=samples_per_generation,
+        real_fraction=real_fraction,
+        chains=chains,
+        rng=rng,
+    )
+
+
+def theory(
+    truth: Model,
+    *,
+    options: dict,
+    regime: str,
+    generations: int,
+    samples_per_generation: int,
+    real_fraction: float | None,
+) -> dict[str, np.ndarray]:
+    """Closed forms of :func:`modelcollapse.theory.gaussian_replace` (replace regime,
+    or mix/fresh with zero human rows, which is the same chain)."""
+    estimator, scale = _options(options)
+    if not equivalent_to_replace(regime, samples_per_generation, real_fraction):
+        return {}
+    return closed_form.gaussian_replace(
+        truth.covariance_,
+        samples=samples_per_generation,
+        generations=generations,
+        estimator=estimator,
+        sample_scale=scale,
+    )

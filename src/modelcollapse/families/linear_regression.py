@@ -1,0 +1,192 @@
+"""Linear regression ``y = x . w + sigma eps`` with ``x ~ N(0, I_d)``, fitted by OLS.
+
+The setting of Dohmatob, Feng & Kempe 2024 and Gerstgrasser et al. 2024: each
+generation's labels come from the previous model on fresh inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from modelcollapse import theory as closed_form
+from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace, run_chains
+from modelcollapse.families.base import Estimator
+from modelcollapse.families.gaussian import feature_names, features
+
+NAME = "linear_regression"
+
+
+class Model(Estimator):
+    """OLS without intercept; ``noise_std`` is the (known) label noise it samples with."""
+
+    family = NAME
+    _param_names = ("noise_std", "random_state")
+    _state_names = ("coef_",)
+
+    def __init__(self, *, noise_std: float = 1.0, random_state: Any = None) -> None:
+        self.noise_std = noise_std
+        self.random_state = random_state
+
+    def fit(self, data: pd.DataFrame) -> Self:
+        x, y = features(data), _labels(data)
+        if len(x) < x.shape[1]:
+            raise ValueError(f"OLS needs at least {x.shape[1]} rows, got {len(x)}")
+        self.coef_ = np.linalg.lstsq(x, y, rcond=None)[0]
+        return self
+
+    @property
+    def dim(self) -> int:
+        return int(np.asarray(self.coef_).shape[0])
+
+    def sample(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+        self._check_fitted()
+        x = rng.standard_normal((n, self.dim))
+        y = x @ self.coef_ + float(self.noise_std) * rng.standard_normal(n)
+        frame = pd.DataFrame(x, columns=feature_names(self.dim))
+        frame["y"] = y
+        return frame
+
+    def score(self, data: pd.DataFrame) -> np.ndarray:
+        """Conditional log-likelihood ``log N(y; x . coef_, noise_std^2)`` per row.
+
+        The input density ``N(0, I)`` is fixed, not learned, so it is left out.
+        """
+        self._check_fitted()
+        resid = _labels(data) - features(data, self.dim) @ self.coef_
+        var = float(self.noise_std) ** 2
+        return -0.5 * (resid**2 / var + math.log(2.0 * math.pi * var))
+
+
+def _labels(data: pd.DataFrame) -> np.ndarray:
+    if "y" not in data.columns:
+        raise ValueError("data lack column 'y'")
+    return data["y"].to_numpy(dtype=np.float64)
+
+
+def truth_from_spec(spec: dict) -> Model:
+    """``{dim, noise_std, weights (optional, default ones(d)/sqrt(d))}`` -> the true model."""
+    unknown = set(spec) - {"dim", "noise_std", "weights"}
+    if unknown:
+        raise ValueError(f"linear_regression truth: unknown key {sorted(unknown)[0]!r}")
+    for key in ("dim", "noise_std"):
+        if key not in spec:
+            raise ValueError(f"linear_regression truth: missing key {key!r}")
+    dim = spec["dim"]
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"linear_regression truth: 'dim' must be a positive integer, got {dim!r}")
+    noise = (
+        float(_spec_array(spec["noise_std"], "noise_std"))
+        if np.ndim(spec["noise_std"]) == 0
+        else -1.0
+    )
+    weights = _spec_array(spec.get("weights", np.ones(dim) / math.sqrt(dim)), "weights")
+    if not noise >= 0 or not math.isfinite(noise):
+        raise ValueError("linear_regression truth: 'noise_std' must be >= 0")
+    if weights.shape != (dim,) or not np.all(np.isfinite(weights)):
+        raise ValueError(f"linear_regression truth: 'weights' must be {dim} finite numbers")
+    truth = Model(noise_std=noise)
+    truth.coef_ = weights
+    return truth
+
+
+def _spec_array(value: Any, key: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"linear_regression truth: {key!r} is not numeric: {exc}") from exc
+
+
+def build_model(options: dict, truth: Model, random_state: int) -> Model:
+    if options:
+        raise ValueError(f"linear_regression options: unknown key {sorted(options)[0]!r}")
+    return Model(noise_std=float(truth.noise_std), random_state=random_state)
+
+
+def evaluate(
+    model: Model, truth: Model, test: pd.DataFrame, samples: pd.DataFrame
+) -> dict[str, float]:
+    """``excess_risk = ||w_g - w*||^2`` (the excess squared risk, since E xx^T = I)."""
+    model._check_fitted()
+    return {"excess_risk": float(((model.coef_ - truth.coef_) ** 2).sum())}
+
+
+def batched(truth: Model) -> BatchedFamily:
+    """Vectorised chains: rows ``(K, n, d+1)`` with ``y`` last; params ``coef (K, d)``."""
+    dim, noise = truth.dim, float(truth.noise_std)
+
+    def rows_for(coef: np.ndarray, chains: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        x = rng.standard_normal((chains, n, dim))
+        y = np.einsum("knd,kd->kn", x, np.broadcast_to(coef, (chains, dim)))
+        y += noise * rng.standard_normal((chains, n))
+        return np.concatenate([x, y[..., None]], axis=-1)
+
+    def summarize(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = rows[..., :dim], rows[..., dim]
+        return np.swapaxes(x, -1, -2) @ x, np.einsum("knd,kn->kd", x, y)
+
+    def fit_summary(summary: tuple, n: int) -> np.ndarray:
+        gram, moment = summary
+        return np.linalg.solve(gram, moment[..., None])[..., 0]
+
+    def measure(coef: np.ndarray, samples: np.ndarray) -> dict[str, np.ndarray]:
+        return {"excess_risk": ((coef - truth.coef_) ** 2).sum(-1)}
+
+    return BatchedFamily(
+        draw_truth=lambda chains, n, rng: rows_for(truth.coef_, chains, n, rng),
+        fit=lambda rows, rng: fit_summary(summarize(rows), rows.shape[1]),
+        sample=lambda coef, n, rng: rows_for(coef, coef.shape[0], n, rng),
+        measure=measure,
+        summarize=summarize,
+        fit_summary=fit_summary,
+    )
+
+
+def simulate_ensemble(
+    truth: Model,
+    *,
+    options: dict,
+    regime: str,
+    generations: int,
+    samples_per_generation: int,
+    real_fraction: float | None,
+    chains: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    build_model(options, truth, 0)  # validates options
+    return run_chains(
+        batched(truth),
+        regime=regime,
+        generations=generations,
+        samples_per_generation=samples_per_generation,
+        real_fraction=real_fraction,
+        chains=chains,
+        rng=rng,
+    )
+
+
+def theory(
+    truth: Model,
+    *,
+    options: dict,
+    regime: str,
+    generations: int,
+    samples_per_generation: int,
+    real_fraction: float | None,
+) -> dict[str, np.ndarray]:
+    """Replace: Dohmatob et al. 2024; accumulate: Gerstgrasser et al. 2024 (see theory.py)."""
+    build_model(options, truth, 0)
+    args = (float(truth.noise_std), truth.dim, samples_per_generation, generations)
+    if samples_per_generation <= truth.dim + 1:
+        return {}
+    if equivalent_to_replace(regime, samples_per_generation, real_fraction):
+        return {"excess_risk": closed_form.linreg_replace_excess_risk(*args)}
+    if regime == "accumulate":
+        return {
+            "excess_risk": closed_form.linreg_accumulate_excess_risk(*args),
+            "excess_risk/bound": closed_form.linreg_accumulate_bound(*args),
+        }
+    return {}

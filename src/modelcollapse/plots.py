@@ -1,0 +1,314 @@
+"""Figures of one run: results/<run>/figures/ (Snakemake rule `plots`).
+
+One PNG per metric (``metric_<name>.png``: the single chain, the ensemble mean
+with its bands, the closed-form theory where one is known) and snapshots of the
+model at the run's ``plot_generations``: histograms (1-D), density contours
+(2-D) or rank-ordered probabilities (categorical).
+
+Figures are byte-identical for identical inputs (Agg, fixed style and dpi, no
+software metadata) and the directory is written atomically: everything is
+rendered into a temporary directory beside ``figures/`` and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from modelcollapse import io  # noqa: E402
+from modelcollapse.ensemble import FRAME_COLUMNS  # noqa: E402
+from modelcollapse.families import get_family  # noqa: E402
+from modelcollapse.paths import human_file, results_dir  # noqa: E402
+from modelcollapse.snapshots import snapshot_figures  # noqa: E402
+
+log = logging.getLogger("modelcollapse")
+
+DPI = 100
+FIGURES = "figures"
+NOT_PLOTTED = ("generation", "train_rows")
+LOG_SPAN = 100.0  # a log y-axis when positive values span at least this factor
+# A fixed style, independent of the user's matplotlibrc: part of byte-identity.
+STYLE: dict[str, Any] = {
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "legend.fontsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+ENSEMBLE_COLOR, CHAIN_COLOR, THEORY_COLOR = "tab:blue", "tab:orange", "black"
+
+
+# --- shared plumbing (also used by modelcollapse.report) --------------------------
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary directory beside ``path``; on success it replaces ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        old = None
+        if path.exists() or path.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def figure_style() -> Iterator[None]:
+    with plt.style.context("default"), matplotlib.rc_context(STYLE):
+        yield
+
+
+def save_png(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "metric"
+
+
+def run_label(run: str, settings: Mapping[str, Any]) -> str:
+    """``<run> (<regime>[, rf=..])``: how figures and the report name a run."""
+    regime = settings.get("regime", "replace")
+    rf = settings.get("real_fraction")
+    return f"{run} ({regime}, rf={rf:g})" if rf is not None else f"{run} ({regime})"
+
+
+def read_metrics(run: str, root: str | Path = ".") -> pd.DataFrame:
+    """results/<run>/metrics.csv; numeric columns, rows sorted by generation."""
+    path = results_dir(run, root) / "metrics.csv"
+    if not path.exists():
+        raise io.ArtifactError(f"missing artifact: {path}")
+    frame = pd.read_csv(path)
+    if "generation" not in frame.columns:
+        raise io.ArtifactError(f"{path}: no 'generation' column")
+    frame = frame.apply(pd.to_numeric, errors="coerce")
+    return frame.sort_values("generation", kind="stable").reset_index(drop=True)
+
+
+def read_ensemble(run: str, root: str | Path = ".") -> pd.DataFrame:
+    """results/<run>/ensemble.csv; empty when missing, empty or header-only."""
+    columns = list(FRAME_COLUMNS)
+    path = results_dir(run, root) / "ensemble.csv"
+    try:
+        frame = pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame(columns=columns)
+    if frame.empty or not set(columns) <= set(frame.columns):
+        return pd.DataFrame(columns=columns)
+    frame["metric"] = frame["metric"].astype(str)
+    for col in ("generation", "mean", "median", "std"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    return frame.sort_values(["metric", "generation"], kind="stable").reset_index(drop=True)
+
+
+def ensemble_metric(ensemble: pd.DataFrame, metric: str) -> pd.DataFrame | None:
+    part = ensemble[ensemble["metric"] == metric]
+    return None if part.empty else part
+
+
+def metric_names(metrics: pd.DataFrame, ensemble: pd.DataFrame) -> list[str]:
+    """Metrics to draw: metrics.csv's columns in order, then ensemble-only metrics.
+
+    A column without a single number (a note, say) is left out.
+    """
+    names = [c for c in metrics.columns if c not in NOT_PLOTTED and metrics[c].notna().any()]
+    names += sorted(set(ensemble["metric"]) - set(names))
+    return names
+
+
+def _finite(series: Any) -> np.ndarray:
+    parts = [np.asarray(x, dtype=float).ravel() for x in series if x is not None]
+    flat = np.concatenate(parts) if parts else np.empty(0)
+    return flat[np.isfinite(flat)]
+
+
+def use_log_scale(*series: Any) -> bool:
+    """Positive finite values spanning at least ``LOG_SPAN``."""
+    flat = _finite(series)
+    return bool(flat.size and flat.min() > 0 and flat.max() / flat.min() >= LOG_SPAN)
+
+
+def fit_y_axis(
+    ax: Axes, lines: Sequence[Any], inner: Sequence[Any] = (), outer: Sequence[Any] = ()
+) -> float:
+    """Scale and limits of a metric's axis; returns the floor to clip bands at.
+
+    Log when the lines are positive and span ``LOG_SPAN``. Limits follow the lines
+    and the ``inner`` bands; ``outer`` bands (a std) widen them by at most half the
+    span. A metric whose lines are non-negative keeps its bands at or above 0.
+    """
+    core = _finite(lines)
+    if core.size == 0:
+        return -np.inf
+    if use_log_scale(*lines):
+        ax.set_yscale("log")
+        ax.set_ylim(core.min() / 2, core.max() * 2)
+        return float(core.min() / 20)
+    floor = 0.0 if core.min() >= 0 else -np.inf
+    both = np.maximum(_finite([core, *inner]), floor)
+    lo, hi = float(both.min()), float(both.max())
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    wide = np.maximum(_finite(outer), floor)
+    if wide.size:
+        lo = min(lo, max(float(wide.min()), lo - span / 2))
+        hi = max(hi, min(float(wide.max()), hi + span / 2))
+    pad = 0.05 * (hi - lo if hi > lo else span)
+    ax.set_ylim(lo - pad, hi + pad)
+    return floor
+
+
+# --- metric figures ---------------------------------------------------------------
+
+
+def _title(run: str, settings: Mapping[str, Any], what: str) -> str:
+    rf = settings.get("real_fraction")
+    where = f"{settings['family']}, {settings.get('regime', 'replace')}, "
+    where += f"N={settings['samples_per_generation']}"
+    if rf is not None:
+        where += f", real_fraction={rf:g}"
+    return f"{run}: {what}\n{where}"
+
+
+def metric_figure(
+    run: str,
+    settings: Mapping[str, Any],
+    metric: str,
+    chain: pd.DataFrame,
+    ensemble: pd.DataFrame | None,
+    theory: Mapping[str, np.ndarray],
+) -> Figure:
+    """Metric vs generation: single chain, ensemble mean/bands/median, theory."""
+    fig, ax = plt.subplots(figsize=(7.0, 4.8), layout="constrained")
+    lines: list[tuple[np.ndarray, np.ndarray, dict[str, Any]]] = []
+    expected, median = theory.get(metric), theory.get(f"{metric}/median")
+    std_band = se_band = None
+    if ensemble is not None:
+        k = int(settings.get("chains", 1))
+        g, mean, std = (ensemble[c].to_numpy(float) for c in ("generation", "mean", "std"))
+        se = std / math.sqrt(max(k, 1))
+        std_band, se_band = (mean - std, mean + std), (mean - 2 * se, mean + 2 * se)
+        lines.append(
+            (g, mean, {"color": ENSEMBLE_COLOR, "lw": 1.6, "label": f"ensemble mean (K={k})"})
+        )
+        if median is not None:
+            med = ensemble["median"].to_numpy(float)
+            lines.append((g, med, {"color": "tab:green", "lw": 1.4, "label": "ensemble median"}))
+    if metric in chain.columns and chain[metric].notna().any():
+        values = chain[metric].to_numpy(float)
+        style = {"color": CHAIN_COLOR, "lw": 1.0, "ms": 3, "alpha": 0.9}
+        style |= {"marker": "o" if len(values) <= 100 else None}
+        style["label"] = f"single chain (seed {settings.get('seed', 0)})"
+        lines.append((chain["generation"].to_numpy(float), values, style))
+    for key, ls, label in ((expected, "--", "theory: expected"), (median, ":", "theory: median")):
+        if key is not None:
+            values = np.asarray(key, dtype=float)
+            style = {"color": THEORY_COLOR, "ls": ls, "lw": 1.4, "label": label}
+            lines.append((np.arange(len(values), dtype=float), values, style))
+    central = [values for _, values, _ in lines]
+    if std_band is None or se_band is None:
+        floor = fit_y_axis(ax, central)
+    else:
+        floor = fit_y_axis(ax, central, inner=[se_band], outer=[std_band])
+    if std_band is not None and se_band is not None:
+        for (lower, upper), label, alpha in (
+            (std_band, "ensemble mean ± 1 std", 0.12),
+            (se_band, "ensemble mean ± 2 s.e.", 0.35),
+        ):
+            lower, upper = np.maximum(lower, floor), np.maximum(upper, floor)
+            ax.fill_between(g, lower, upper, color=ENSEMBLE_COLOR, alpha=alpha, lw=0, label=label)
+    for x, values, style in lines:
+        ax.plot(x, values, **style)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("generation")
+    ax.set_ylabel(metric)
+    ax.set_title(_title(run, settings, metric))
+    if lines:
+        fig.legend(loc="outside lower center", ncols=3)
+    return fig
+
+
+def family_theory(
+    fam: ModuleType, truth: Any, settings: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """``fam.theory(...)`` for the run's setting; {} where the family has none."""
+    theory = getattr(fam, "theory", None)
+    if theory is None:
+        return {}
+    try:
+        return dict(
+            theory(
+                truth,
+                options=settings.get("options") or {},
+                regime=settings.get("regime", "replace"),
+                generations=settings["generations"],
+                samples_per_generation=settings["samples_per_generation"],
+                real_fraction=settings.get("real_fraction"),
+            )
+        )
+    except NotImplementedError:
+        return {}
+
+
+# --- the entry point --------------------------------------------------------------
+
+
+def plot_run(run: str, settings: dict[str, Any], root: str | Path = ".") -> list[Path]:
+    """Write results/<run>/figures/ (atomically) and return its files, sorted."""
+    root = Path(root)
+    fam = get_family(settings["family"])
+    metrics, ensemble = read_metrics(run, root), read_ensemble(run, root)
+    truth = fam.Model.load(human_file(settings["human"], "truth.safetensors", root))
+    theory = family_theory(fam, truth, settings)
+
+    target = results_dir(run, root) / FIGURES
+    with figure_style(), atomic_dir(target) as tmp:
+        written: list[str] = []
+        for metric in metric_names(metrics, ensemble):
+            name = f"metric_{safe_name(metric)}.png"
+            fig = metric_figure(
+                run, settings, metric, metrics, ensemble_metric(ensemble, metric), theory
+            )
+            save_png(fig, tmp / name)
+            written.append(name)
+        title = functools.partial(_title, run, settings)
+        figures = snapshot_figures(run, settings, fam, truth, root, title=title)
+        for name, fig in figures.items():
+            save_png(fig, tmp / name)
+            written.append(name)
+    log.info("run %s: wrote %d figures to %s", run, len(written), target)
+    return sorted(target / name for name in written)

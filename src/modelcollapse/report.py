@@ -1,0 +1,220 @@
+"""The report directory (``paths.REPORT_DIR``): the regimes compared and the run overview.
+
+``report.md`` holds one table per family (settings and the final generation's key
+metrics) and links every figure; ``regimes_<family>.png`` draws a family's runs
+side by side, ``compare_<name>.png`` each ``report.compare`` group of params.yaml.
+Deterministic (no timestamps) and written atomically, like the run figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import posixpath
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from modelcollapse.paths import REPORT_DIR, RESULTS_DIR
+from modelcollapse.plots import (
+    FIGURES,
+    atomic_dir,
+    ensemble_metric,
+    figure_style,
+    fit_y_axis,
+    read_ensemble,
+    read_metrics,
+    run_label,
+    safe_name,
+    save_png,
+)
+
+log = logging.getLogger("modelcollapse")
+
+# The metrics that summarise collapse in each family (report tables and panels).
+KEY_METRICS: dict[str, tuple[str, ...]] = {
+    "gaussian": ("var_trace", "w2_sq"),
+    "gmm": ("l2_density", "test_nll"),
+    "categorical": ("gini_impurity", "support_size"),
+    "linear_regression": ("excess_risk",),
+}
+BOOKKEEPING = ("generation", "train_rows", "train_human_fraction")
+
+INTRO = """\
+# Model collapse: report
+
+Each run trains a model on data, samples a synthetic data set from it, trains the
+next generation on a training set composed by the run's *regime*, and so on
+(Shumailov et al. 2023, *The Curse of Recursion*). Every metric compares the model
+of a generation with the known true distribution of the human data.
+
+| regime | generation n trains on |
+|---|---|
+| replace | N rows sampled from model n-1 |
+| mix | real_fraction of N drawn afresh from the human pool, the rest from model n-1 |
+| accumulate | all human rows plus every synthetic set so far |
+| accumulate_subsample | N rows drawn uniformly from the accumulated pool |
+| fresh | real_fraction of N new human rows never used before, the rest from model n-1 |
+
+The tables give each run's settings and its key metrics at the final generation:
+the single chain's value and, where the run has an ensemble of K independent
+chains, the ensemble mean ± its standard error (std / sqrt(K)). The figures draw
+the ensemble mean where one exists, else the single chain.
+"""
+
+
+def key_metrics(family: str, metrics: pd.DataFrame) -> tuple[str, ...]:
+    """A family's key metrics; for an unknown family its first two metric columns."""
+    if family in KEY_METRICS:
+        return KEY_METRICS[family]
+    return tuple(c for c in metrics.columns if c not in BOOKKEEPING)[:2]
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "nan" if not math.isfinite(value) else format(value, ".4g")
+
+
+class RunResults:
+    """One run's settings, metrics.csv and ensemble.csv, read once."""
+
+    def __init__(self, run: str, settings: Mapping[str, Any], root: Path) -> None:
+        self.run, self.settings = run, settings
+        self.metrics = read_metrics(run, root)
+        self.ensemble = read_ensemble(run, root)
+        self.chains = int(settings.get("chains", 1))
+
+    @property
+    def label(self) -> str:
+        return run_label(self.run, self.settings)
+
+    def curve(self, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """(generations, values, standard errors or None): ensemble mean, else the chain."""
+        part = ensemble_metric(self.ensemble, metric)
+        if part is not None:
+            se = part["std"].to_numpy(float) / math.sqrt(max(self.chains, 1))
+            return part["generation"].to_numpy(float), part["mean"].to_numpy(float), se
+        if metric in self.metrics.columns and self.metrics[metric].notna().any():
+            return (
+                self.metrics["generation"].to_numpy(float),
+                self.metrics[metric].to_numpy(float),
+                None,
+            )
+        return None
+
+    def final(self, metric: str) -> tuple[float | None, tuple[float, float] | None]:
+        """The last generation's chain value and (ensemble mean, standard error)."""
+        chain = None
+        if metric in self.metrics.columns and len(self.metrics):
+            chain = float(self.metrics[metric].iloc[-1])
+        ens = None
+        part = ensemble_metric(self.ensemble, metric)
+        if part is not None:
+            last = part.iloc[-1]
+            ens = (float(last["mean"]), float(last["std"]) / math.sqrt(max(self.chains, 1)))
+        return chain, ens
+
+
+def comparison_figure(title: str, results: list[RunResults], metrics: list[str]) -> Figure:
+    """One panel per metric, one line per run (mean ± 2 s.e. band where an ensemble)."""
+    panels = max(len(metrics), 1)
+    size = (max(5.2 * panels, 8.0), 4.8)
+    fig, axes = plt.subplots(1, panels, figsize=size, layout="constrained", squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles: dict[str, Any] = {}
+    for ax, metric in zip(axes[0], metrics, strict=False):
+        curves = [(i, r, r.curve(metric)) for i, r in enumerate(results)]
+        curves = [(i, r, c) for i, r, c in curves if c is not None]
+        central = [c[1] for _, _, c in curves]
+        bands = [(c[1] - 2 * c[2], c[1] + 2 * c[2]) for _, _, c in curves if c[2] is not None]
+        floor = fit_y_axis(ax, central, bands)
+        for i, r, (g, values, se) in curves:
+            color = colors[i % len(colors)]
+            if se is None:
+                (line,) = ax.plot(g, values, color=color, lw=1.0, ls="--", label=r.label)
+            else:
+                lower, upper = (
+                    np.maximum(values - 2 * se, floor),
+                    np.maximum(values + 2 * se, floor),
+                )
+                ax.fill_between(g, lower, upper, color=color, alpha=0.2, lw=0)
+                (line,) = ax.plot(g, values, color=color, lw=1.6, label=r.label)
+            handles.setdefault(r.label, line)
+        ax.set_title(metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("generation")
+        ax.set_ylabel(metric)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=3)
+    fig.suptitle(f"{title}\nsolid: ensemble mean ± 2 s.e. over K chains; dashed: the single chain")
+    return fig
+
+
+def _family_table(family: str, results: list[RunResults]) -> list[str]:
+    keys = key_metrics(family, results[0].metrics)
+    header = ["run", "regime", "N", "real_fraction", "generations", "chains", *keys, "figures"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in results:
+        s = r.settings
+        rf = s.get("real_fraction")
+        cells = [
+            f"`{r.run}`",
+            str(s.get("regime", "replace")),
+            str(s["samples_per_generation"]),
+            "–" if rf is None else f"{rf:g}",
+            str(s["generations"]),
+            str(r.chains),
+        ]
+        for metric in keys:
+            chain, ens = r.final(metric)
+            cell = _fmt(chain)
+            if ens is not None:
+                cell += f" (ens. {_fmt(ens[0])} ± {_fmt(ens[1])})"
+            cells.append(cell)
+        link = posixpath.relpath(f"{RESULTS_DIR.format(run=r.run)}/{FIGURES}", REPORT_DIR)
+        cells.append(f"[{FIGURES}/]({link}/)")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(
+    runs: dict[str, dict[str, Any]], compare: dict[str, list[str]], root: str | Path = "."
+) -> Path:
+    """Write the report directory (report.md and the comparison figures); return report.md."""
+    root = Path(root)
+    results = {run: RunResults(run, settings, root) for run, settings in runs.items()}
+    families: dict[str, list[RunResults]] = {}
+    for r in results.values():
+        families.setdefault(r.settings["family"], []).append(r)
+    for name, members in compare.items():
+        unknown = [m for m in members if m not in results]
+        if unknown:
+            raise ValueError(f"report.compare.{name}: unknown runs {unknown}")
+    md = [INTRO]
+    target = root / REPORT_DIR
+    with figure_style(), atomic_dir(target) as tmp:
+        for family, members in families.items():
+            image = f"regimes_{safe_name(family)}.png"
+            keys = list(key_metrics(family, members[0].metrics))
+            save_png(comparison_figure(f"{family}: runs compared", members, keys), tmp / image)
+            md += [f"## {family}", "", *_family_table(family, members), ""]
+            md += [f"![{family}: runs compared]({image})", ""]
+        if compare:
+            md += ["## Comparisons", ""]
+        for name, members in compare.items():
+            chosen = [results[m] for m in members]
+            shown = [k for r in chosen for k in key_metrics(r.settings["family"], r.metrics)]
+            image = f"compare_{safe_name(name)}.png"
+            save_png(comparison_figure(name, chosen, list(dict.fromkeys(shown))), tmp / image)
+            md += [f"### {name}", "", "Runs: " + ", ".join(f"`{m}`" for m in members), ""]
+            md += [f"![{name}]({image})", ""]
+        (tmp / "report.md").write_text("\n".join(md).rstrip("\n") + "\n", encoding="utf-8")
+    log.info("report: %d runs, %d families, %d comparisons", len(runs), len(families), len(compare))
+    return target / "report.md"

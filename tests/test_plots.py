@@ -1,0 +1,280 @@
+"""Run figures (modelcollapse.plots, .snapshots) and the report (modelcollapse.report).
+
+A tiny results tree is built by hand: real truths and checkpoints of every family
+(fitted through the family contract), metrics.csv from each family's `evaluate`,
+and ensemble.csv files that are full, header-only, zero-byte or missing.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelcollapse import io
+from modelcollapse.families import get_family
+from modelcollapse.paths import REPORT_DIR, gen_file, human_file, results_dir
+from modelcollapse.plots import atomic_dir, fit_y_axis, metric_figure, plot_run, use_log_scale
+from modelcollapse.report import write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+GENERATIONS, N = 4, 60
+
+HUMAN = {
+    "g1": ("gaussian", {"dim": 1, "mean": 0.0, "std": 1.0}),
+    "gmm2": (
+        "gmm",
+        {
+            "weights": [0.5, 0.5],
+            "means": [[-2.0, 0.0], [2.0, 0.0]],
+            "covariances": [[[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.2], [0.2, 0.5]]],
+        },
+    ),
+    "zipf": ("categorical", {"num_symbols": 12, "zipf_exponent": 1.1}),
+    "lin": ("linear_regression", {"dim": 3, "noise_std": 1.0}),
+}
+GMM_OPTIONS = {"n_components": 2, "covariance_type": "full", "tol": 1e-3, "max_iter": 100}
+
+
+def _settings(human: str, regime: str = "replace", real_fraction=None, chains=1, options=None):
+    return {
+        "family": HUMAN[human][0],
+        "human": human,
+        "regime": regime,
+        "generations": GENERATIONS,
+        "samples_per_generation": N,
+        "real_fraction": real_fraction,
+        "seed": 0,
+        "chains": chains,
+        "options": options or {},
+        "plot_generations": [0, 2, GENERATIONS - 1],
+    }
+
+
+RUNS = {
+    # a full ensemble, with the theory overlay of the Gaussian replace chain
+    "gauss_replace": _settings("g1", chains=50, options={"estimator": "unbiased"}),
+    "gauss_mix": _settings("g1", "mix", 0.5),  # header-only ensemble.csv
+    "gmm_replace": _settings("gmm2", options=GMM_OPTIONS),  # zero-byte ensemble.csv
+    "cat_replace": _settings("zipf", chains=20),
+    "lin_replace": _settings("lin"),  # no ensemble.csv; an unknown metric column
+}
+COMPARE = {"gaussians": ["gauss_replace", "gauss_mix"]}
+SNAPSHOT = {
+    "gaussian": "snapshots_histogram.png",
+    "gmm": "snapshots_density.png",
+    "categorical": "snapshots_probabilities.png",
+    "linear_regression": None,
+}
+
+
+def _build_run(root: Path, run: str, settings: dict) -> pd.DataFrame:
+    """A short replace chain through the family contract; metrics.csv and ensemble.csv."""
+    fam = get_family(settings["family"])
+    truth = fam.Model.load(human_file(settings["human"], "truth.safetensors", root))
+    test = io.read_table(human_file(settings["human"], "test.parquet", root))
+    rng = np.random.default_rng(7)
+    train = truth.sample(N, rng)
+    rows = []
+    for g in range(GENERATIONS):
+        model = fam.build_model(settings["options"], truth, random_state=g).fit(train)
+        model.save(gen_file(run, g, "model.safetensors", root))
+        samples = model.sample(N, rng)
+        io.write_table(gen_file(run, g, "samples.parquet", root), samples)
+        metrics = fam.evaluate(model, truth, test, samples)
+        rows.append({"generation": g, **metrics, "train_rows": N, "train_human_fraction": 0.0})
+        train = samples
+    frame = pd.DataFrame(rows)
+    if run == "lin_replace":
+        frame["mystery_metric"] = np.geomspace(1.0, 1e-4, GENERATIONS)  # unknown, log-scaled
+        frame["note"] = "text"  # not a number: no figure, no crash
+    out = results_dir(run, root)
+    io.write_text(out / "metrics.csv", frame.to_csv(index=False, float_format="%.10g"))
+    metric_cols = [c for c in frame.columns if c not in ("generation", "train_rows", "note")]
+    if settings["chains"] > 1:
+        parts = [
+            pd.DataFrame(
+                {
+                    "generation": np.arange(GENERATIONS),
+                    "metric": name,
+                    "mean": frame[name].to_numpy() * 1.1,
+                    "median": frame[name].to_numpy() * 0.9,
+                    "std": np.full(GENERATIONS, 0.2),
+                }
+            )
+            for name in metric_cols
+        ]
+        parts.append(parts[0].assign(metric="ensemble_only"))
+        io.write_text(out / "ensemble.csv", pd.concat(parts).to_csv(index=False))
+    elif run == "gauss_mix":
+        io.write_text(out / "ensemble.csv", "generation,metric,mean,median,std\n")
+    elif run == "gmm_replace":
+        io.write_text(out / "ensemble.csv", "")
+    return frame
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, pd.DataFrame]]:
+    root = tmp_path_factory.mktemp("tree")
+    for i, (source, (family, spec)) in enumerate(HUMAN.items()):
+        truth = get_family(family).truth_from_spec(spec)
+        truth.save(human_file(source, "truth.safetensors", root))
+        test = truth.sample(300, np.random.default_rng(i))
+        io.write_table(human_file(source, "test.parquet", root), test)
+    frames = {run: _build_run(root, run, settings) for run, settings in RUNS.items()}
+    return root, frames
+
+
+@pytest.fixture(scope="module")
+def plotted(tree) -> dict[str, dict[str, bytes]]:
+    """Every run plotted twice; the bytes of each pass."""
+    root, _ = tree
+    passes = []
+    for _ in range(2):
+        files = {run: plot_run(run, settings, root) for run, settings in RUNS.items()}
+        passes.append(
+            {run: {p.name: p.read_bytes() for p in paths} for run, paths in files.items()}
+        )
+    assert passes[0] == passes[1], "figures differ between two runs on identical inputs"
+    return passes[1]
+
+
+def _expected_figures(run: str, frame: pd.DataFrame) -> set[str]:
+    names = {f"metric_{c}.png" for c in frame.columns}
+    names -= {"metric_generation.png", "metric_train_rows.png", "metric_note.png"}
+    if RUNS[run]["chains"] > 1:
+        names.add("metric_ensemble_only.png")
+    snapshot = SNAPSHOT[RUNS[run]["family"]]
+    return names | ({snapshot} if snapshot else set())
+
+
+def test_plot_run_writes_one_figure_per_metric_and_the_snapshots(tree, plotted):
+    root, frames = tree
+    for run, frame in frames.items():
+        figures = results_dir(run, root) / "figures"
+        assert set(plotted[run]) == _expected_figures(run, frame), run
+        assert sorted(p.name for p in figures.iterdir()) == sorted(plotted[run])
+        for data in plotted[run].values():
+            assert data.startswith(PNG_MAGIC) and len(data) > 1000
+        # only the figures directory and the inputs: no temporary directory left behind
+        assert sorted(p.name for p in results_dir(run, root).iterdir()) == sorted(
+            ["figures", "metrics.csv"] + (["ensemble.csv"] if run != "lin_replace" else [])
+        )
+    assert "metric_mystery_metric.png" in plotted["lin_replace"]
+
+
+def test_plot_run_replaces_an_old_figures_directory(tree, plotted):
+    root, _ = tree
+    figures = results_dir("gauss_mix", root) / "figures"
+    (figures / "stale.png").write_bytes(b"old")
+    paths = plot_run("gauss_mix", RUNS["gauss_mix"], root)
+    assert not (figures / "stale.png").exists()
+    assert {p.name: p.read_bytes() for p in paths} == plotted["gauss_mix"]
+
+
+def test_atomic_dir_keeps_the_old_directory_when_rendering_fails(tmp_path):
+    target = tmp_path / "figures"
+    target.mkdir()
+    (target / "a.png").write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "a.png").write_bytes(b"half")
+        raise RuntimeError("interrupted")
+    assert (target / "a.png").read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["figures"]
+
+
+def test_metric_figure_draws_bands_median_and_theory_on_a_log_axis():
+    g = np.arange(5)
+    chain = pd.DataFrame({"generation": g, "var_trace": [1.0, 0.3, 0.05, 0.01, 0.002]})
+    ensemble = pd.DataFrame(
+        {"generation": g, "mean": np.ones(5), "median": 0.5 ** (g + 1), "std": np.ones(5)}
+    )
+    theory = {"var_trace": np.ones(5), "var_trace/median": 0.5 ** (g + 1)}
+    settings = {**_settings("g1", chains=100), "generations": 5}
+    fig = metric_figure("r", settings, "var_trace", chain, ensemble, theory)
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == [
+        "ensemble mean (K=100)",
+        "ensemble median",
+        "single chain (seed 0)",
+        "theory: expected",
+        "theory: median",
+    ]
+    assert ax.get_yscale() == "log"
+    assert len(ax.collections) == 2  # the ±1 std and ±2 s.e. bands
+    assert "gaussian, replace, N=60" in ax.get_title()
+    # no theory median: no ensemble median either
+    fig = metric_figure("r", settings, "var_trace", chain, ensemble, {"var_trace": np.ones(5)})
+    assert "ensemble median" not in [line.get_label() for line in fig.axes[0].get_lines()]
+
+
+def test_y_axis_goes_log_only_for_positive_values_spanning_orders_of_magnitude():
+    assert use_log_scale([1.0, 1e-3])
+    assert not use_log_scale([1.0, 0.5])
+    assert not use_log_scale([1.0, 0.0, 1e-5])
+    assert not use_log_scale([np.nan])
+    fig, ax = plt.subplots()
+    floor = fit_y_axis(ax, [np.array([1.0, 2.0])], outer=[(np.array([-5.0, -5.0]), np.ones(2))])
+    assert floor == 0.0 and ax.get_ylim()[0] >= -0.1  # a non-negative metric stays above 0
+    plt.close(fig)
+
+
+def _cell(value: float) -> str:
+    return "nan" if not math.isfinite(value) else format(value, ".4g")
+
+
+def test_report_has_a_row_per_run_with_final_metrics_and_is_reproducible(tree):
+    root, frames = tree
+    path = write_report(RUNS, COMPARE, root)
+    assert path == root / REPORT_DIR / "report.md"
+    first = {p.name: p.read_bytes() for p in path.parent.iterdir()}
+    write_report(RUNS, COMPARE, root)
+    assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == first
+    assert set(first) == {
+        "report.md",
+        "regimes_gaussian.png",
+        "regimes_gmm.png",
+        "regimes_categorical.png",
+        "regimes_linear_regression.png",
+        "compare_gaussians.png",
+    }
+    for name, data in first.items():
+        if name.endswith(".png"):
+            assert data.startswith(PNG_MAGIC)
+    text = path.read_text()
+    rows = {
+        line.split(" | ")[0].strip("| `"): line
+        for line in text.splitlines()
+        if line.startswith("| `")
+    }
+    assert set(rows) == set(RUNS)
+    keys = {
+        "gaussian": ["var_trace", "w2_sq"],
+        "gmm": ["l2_density", "test_nll"],
+        "categorical": ["gini_impurity", "support_size"],
+        "linear_regression": ["excess_risk"],
+    }
+    for run, frame in frames.items():
+        settings = RUNS[run]
+        row = rows[run]
+        assert f"| {settings['regime']} | {N} |" in row
+        assert f"../results/{run}/figures/" in row
+        for metric in keys[settings["family"]]:
+            final = frame[metric].iloc[-1]
+            assert _cell(final) in row, (run, metric)
+            if settings["chains"] > 1:
+                se = 0.2 / math.sqrt(settings["chains"])
+                assert f"(ens. {_cell(final * 1.1)} ± {_cell(se)})" in row
+    assert "| `gauss_mix` | mix | 60 | 0.5 |" in text
+    assert "![gaussians](compare_gaussians.png)" in text
+
+
+def test_report_rejects_an_unknown_run_in_a_comparison(tree):
+    root, _ = tree
+    with pytest.raises(ValueError, match="nope"):
+        write_report(RUNS, {"bad": ["gauss_mix", "nope"]}, root)
