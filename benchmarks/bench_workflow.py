@@ -34,8 +34,15 @@ from modelcollapse.pipeline import prepare_human, run_generation  # noqa: E402
 
 def params_for(runs: dict) -> dict:
     return {
-        "human": {"g1": {"family": "gaussian", "truth": {"dim": 1, "mean": 0.0, "std": 1.0},
-                         "pool_size": 100_000, "test_size": 10_000, "seed": 1}},
+        "human": {
+            "g1": {
+                "family": "gaussian",
+                "truth": {"dim": 1, "mean": 0.0, "std": 1.0},
+                "pool_size": 100_000,
+                "test_size": 10_000,
+                "seed": 1,
+            }
+        },
         "runs": runs,
     }
 
@@ -60,22 +67,37 @@ def in_process(wf: Path, run: str, raw: dict) -> float:
 
 
 def job_overhead(tmp: Path, gens: int) -> None:
-    runs = {"chain": {"family": "gaussian", "human": "g1", "generations": gens,
-                      "samples_per_generation": 100}}
+    runs = {
+        "chain": {
+            "family": "gaussian",
+            "human": "g1",
+            "generations": gens,
+            "samples_per_generation": 100,
+        }
+    }
     raw = params_for(runs)
     compute = in_process(make_workflow(tmp / "inproc", raw), "chain", raw)
     wf = make_workflow(tmp / "overhead", raw)
     timed([sys.executable, "-m", "snakemake", "--cores", "1", "data/human/g1/pool.parquet"], wf)
     target = f"data/runs/chain/gen_{gens - 1:04d}/metrics.json"
     wall, _ = timed([sys.executable, "-m", "snakemake", "--cores", "1", target], wf)
-    print(f"[overhead] {gens} generation jobs: Snakemake {wall:.2f} s "
-          f"({wall / gens * 1000:.0f} ms/job); in-process compute {compute / gens * 1000:.1f} "
-          f"ms/generation; overhead {(wall - compute) / gens * 1000:.0f} ms/job")
+    print(
+        f"[overhead] {gens} generation jobs: Snakemake {wall:.2f} s "
+        f"({wall / gens * 1000:.0f} ms/job); in-process compute {compute / gens * 1000:.1f} "
+        f"ms/generation; overhead {(wall - compute) / gens * 1000:.0f} ms/job"
+    )
 
 
 def deep_noop(tmp: Path, gens: int) -> None:
-    runs = {"deep": {"family": "gaussian", "human": "g1", "generations": gens,
-                     "samples_per_generation": 10, "plot_generations": [0, gens - 1]}}
+    runs = {
+        "deep": {
+            "family": "gaussian",
+            "human": "g1",
+            "generations": gens,
+            "samples_per_generation": 10,
+            "plot_generations": [0, gens - 1],
+        }
+    }
     wf = make_workflow(tmp / "deep", params_for(runs))
     for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=wf, check=True, capture_output=True)
@@ -93,18 +115,34 @@ def ensemble_throughput(chains: int, gens: int, n: int) -> None:
     truth = fam.truth_from_spec({"dim": 1, "mean": 0.0, "std": 1.0})
     for regime in ("replace", "accumulate"):
         start = time.perf_counter()
-        fam.simulate_ensemble(truth, options={"estimator": "unbiased", "sample_scale": 1.0},
-                              regime=regime, generations=gens, samples_per_generation=n,
-                              real_fraction=None, chains=chains, rng=np.random.default_rng(0))
+        fam.simulate_ensemble(
+            truth,
+            options={"estimator": "unbiased", "sample_scale": 1.0},
+            regime=regime,
+            generations=gens,
+            samples_per_generation=n,
+            real_fraction=None,
+            chains=chains,
+            rng=np.random.default_rng(0),
+        )
         wall = time.perf_counter() - start
-        print(f"[ensemble] gaussian {regime}: {chains} chains x {gens} generations x {n} "
-              f"samples in {wall:.2f} s = {chains * gens * n / wall / 1e6:.1f} M "
-              "chain-generation-samples/s")
+        print(
+            f"[ensemble] gaussian {regime}: {chains} chains x {gens} generations x {n} "
+            f"samples in {wall:.2f} s = {chains * gens * n / wall / 1e6:.1f} M "
+            "chain-generation-samples/s"
+        )
 
 
 def accumulate_storage(tmp: Path, gens: int, n: int) -> None:
-    runs = {"acc": {"family": "gaussian", "human": "g1", "generations": gens,
-                    "samples_per_generation": n, "regime": "accumulate"}}
+    runs = {
+        "acc": {
+            "family": "gaussian",
+            "human": "g1",
+            "generations": gens,
+            "samples_per_generation": n,
+            "regime": "accumulate",
+        }
+    }
     raw = params_for(runs)
     wf = make_workflow(tmp / "acc", raw)
     in_process(wf, "acc", raw)
@@ -114,15 +152,18 @@ def accumulate_storage(tmp: Path, gens: int, n: int) -> None:
     unique_rows = n * (gens + 1)  # human rows + every generation's samples, each once
     row_bytes = 8  # one float64 data column
     copied_rows = sum((g + 1) * n for g in range(gens))
-    print(f"[storage] accumulate, {gens} generations x {n} samples: {stored / 1e6:.2f} MB on "
-          f"disk ({manifests / 1e3:.1f} kB of manifests); unique rows {unique_rows} "
-          f"= {unique_rows * row_bytes / 1e6:.2f} MB raw; copying training sets would store "
-          f"{copied_rows} rows = {copied_rows * row_bytes / 1e6:.2f} MB raw")
+    print(
+        f"[storage] accumulate, {gens} generations x {n} samples: {stored / 1e6:.2f} MB on "
+        f"disk ({manifests / 1e3:.1f} kB of manifests); unique rows {unique_rows} "
+        f"= {unique_rows * row_bytes / 1e6:.2f} MB raw; copying training sets would store "
+        f"{copied_rows} rows = {copied_rows * row_bytes / 1e6:.2f} MB raw"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--chain", type=int, default=30, help="generations for overhead")
     parser.add_argument("--deep", type=int, default=2000, help="generations of the deep run")
     parser.add_argument("--chains", type=int, default=1000)

@@ -3,5 +3,5 @@
 from modelcollapse.logs import setup_logging
 from modelcollapse.pipeline import collect_metrics
 
-setup_logging(snakemake.log[0])  # noqa: F821
-collect_metrics(snakemake.wildcards.run, snakemake.params.generations)  # noqa: F821
+setup_logging(snakemake.log[0])
+collect_metrics(snakemake.wildcards.run, snakemake.params.generations)

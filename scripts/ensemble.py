@@ -3,5 +3,5 @@
 from modelcollapse.logs import setup_logging
 from modelcollapse.pipeline import run_ensemble
 
-setup_logging(snakemake.log[0])  # noqa: F821
-run_ensemble(snakemake.wildcards.run, snakemake.params.settings)  # noqa: F821
+setup_logging(snakemake.log[0])
+run_ensemble(snakemake.wildcards.run, snakemake.params.settings)

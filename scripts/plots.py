@@ -3,5 +3,5 @@
 from modelcollapse.logs import setup_logging
 from modelcollapse.plots import plot_run
 
-setup_logging(snakemake.log[0])  # noqa: F821
-plot_run(snakemake.wildcards.run, snakemake.params.settings)  # noqa: F821
+setup_logging(snakemake.log[0])
+plot_run(snakemake.wildcards.run, snakemake.params.settings)

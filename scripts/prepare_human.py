@@ -19,7 +19,7 @@ def main() -> None:
 
 
 if "snakemake" in globals():
-    setup_logging(snakemake.log[0])  # noqa: F821
-    prepare_human(snakemake.wildcards.source, snakemake.params.spec)  # noqa: F821
+    setup_logging(snakemake.log[0])
+    prepare_human(snakemake.wildcards.source, snakemake.params.spec)
 elif __name__ == "__main__":
     main()

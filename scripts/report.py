@@ -7,8 +7,8 @@ from modelcollapse.logs import setup_logging
 from modelcollapse.report import write_report
 
 if "snakemake" in globals():
-    setup_logging(snakemake.log[0])  # noqa: F821
-    write_report(snakemake.params.runs, snakemake.params.compare)  # noqa: F821
+    setup_logging(snakemake.log[0])
+    write_report(snakemake.params.runs, snakemake.params.compare)
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")

@@ -13,8 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = {
     "defaults": {"samples_per_generation": 50, "seed": 0},
     "human": {
-        "g1": {"family": "gaussian", "truth": {"dim": 1, "mean": 0.0, "std": 1.0},
-               "pool_size": 1000, "test_size": 100},
+        "g1": {
+            "family": "gaussian",
+            "truth": {"dim": 1, "mean": 0.0, "std": 1.0},
+            "pool_size": 1000,
+            "test_size": 100,
+        },
     },
     "runs": {
         "r": {"family": "gaussian", "human": "g1", "generations": 5},
@@ -63,8 +67,10 @@ def test_merges_defaults_and_fills_option_defaults():
         ({"options": {"lambda": 2}}, ["runs.r.options", "lambda"]),
         ({"generations": 0}, ["runs.r.generations"]),
         ({"plot_generations": [0, 7]}, ["runs.r.plot_generations", "[7]"]),
-        ({"regime": "fresh", "real_fraction": 0.5, "generations": 100},
-         ["runs.r", "needs 2525 human rows", "human.g1.pool_size is 1000"]),
+        (
+            {"regime": "fresh", "real_fraction": 0.5, "generations": 100},
+            ["runs.r", "needs 2525 human rows", "human.g1.pool_size is 1000"],
+        ),
     ],
 )
 def test_rejects_bad_run_settings_naming_run_and_key(changes, fragments):

@@ -25,21 +25,33 @@ POOL = 1000
 def root(tmp_path):
     """A human pool and, per generation, samples whose values encode their origin."""
     pool = pd.DataFrame({"x0": np.arange(POOL, dtype=float)})
-    io.write_table(human_file("h", "pool.parquet", tmp_path),
-                   pool.assign(source="human", origin_generation=np.int64(-1), origin_md5="t"))
+    io.write_table(
+        human_file("h", "pool.parquet", tmp_path),
+        pool.assign(source="human", origin_generation=np.int64(-1), origin_md5="t"),
+    )
     return tmp_path
 
 
 def write_samples(root, generation):
     values = 10_000.0 * (generation + 1) + np.arange(N)
-    frame = pd.DataFrame({"x0": values, "source": "synthetic",
-                          "origin_generation": np.int64(generation), "model_md5": "m"})
+    frame = pd.DataFrame(
+        {
+            "x0": values,
+            "source": "synthetic",
+            "origin_generation": np.int64(generation),
+            "model_md5": "m",
+        }
+    )
     io.write_table(gen_file("run", generation, "samples.parquet", root), frame)
 
 
 def build_chain(root, regime, generations, real_fraction=None, seed=0):
-    settings = {"samples_per_generation": N, "regime": regime, "human": "h",
-                "real_fraction": real_fraction}
+    settings = {
+        "samples_per_generation": N,
+        "regime": regime,
+        "human": "h",
+        "real_fraction": real_fraction,
+    }
     manifests = []
     for g in range(generations):
         manifest = compose_training_set("run", g, settings, np.random.default_rng([seed, g]), root)
@@ -150,8 +162,18 @@ def test_deep_accumulate_chain_flattens_without_recursion(root):
     prev = gen_file("run", 2, "train.json", root)
     for i in range(3000):
         path = root / "deep" / f"m{i}.json"
-        io.write_json(path, {"parts": [{"include": "manifest", "path": str(prev.relative_to(root)),
-                                        "md5": io.file_md5(prev)}]})
+        io.write_json(
+            path,
+            {
+                "parts": [
+                    {
+                        "include": "manifest",
+                        "path": str(prev.relative_to(root)),
+                        "md5": io.file_md5(prev),
+                    }
+                ]
+            },
+        )
         prev = path
     parts = iter_parts(read_manifest(prev), root)
     assert len(parts) == len(iter_parts(manifests[2], root))

@@ -28,8 +28,13 @@ def test_every_run_produces_its_artifacts(built):
         assert frame["generation"].tolist() == list(range(gens))
         for g in range(gens):
             gdir = built / "data" / "runs" / run_id / f"gen_{g:04d}"
-            for name in ("train.json", "model.safetensors", "model.json", "samples.parquet",
-                         "metrics.json"):
+            for name in (
+                "train.json",
+                "model.safetensors",
+                "model.json",
+                "samples.parquet",
+                "metrics.json",
+            ):
                 assert (gdir / name).is_file(), gdir / name
         assert list((built / "results" / run_id / "figures").glob("*.png"))
     assert (built / "reports" / "report.md").is_file()
@@ -79,17 +84,19 @@ def test_bad_params_fail_before_any_job_naming_run_and_key(tmp_path):
 
 
 def test_corrupt_artifact_error_names_the_file(tmp_path):
-    params = {**TINY_PARAMS, "runs": {"g_replace": {**TINY_PARAMS["runs"]["g_replace"],
-                                                     "chains": 1}},
-              "report": {}}
+    params = {
+        **TINY_PARAMS,
+        "runs": {"g_replace": {**TINY_PARAMS["runs"]["g_replace"], "chains": 1}},
+        "report": {},
+    }
     wf = make_workflow(tmp_path / "corrupt", params)
     snakemake(wf, "--cores", "1", "data/runs/g_replace/gen_0001/samples.parquet")
     (wf / "data/runs/g_replace/gen_0001/samples.parquet").write_bytes(b"PAR1 garbage")
-    out = snakemake(wf, "--cores", "1", "data/runs/g_replace/gen_0002/model.safetensors",
-                    check=False)
+    out = snakemake(
+        wf, "--cores", "1", "data/runs/g_replace/gen_0002/model.safetensors", check=False
+    )
     assert out.returncode != 0
-    log = out.stdout + out.stderr + "".join(
-        p.read_text() for p in (wf / "logs").rglob("*.log"))
+    log = out.stdout + out.stderr + "".join(p.read_text() for p in (wf / "logs").rglob("*.log"))
     assert "corrupt Parquet artifact" in log
     assert "data/runs/g_replace/gen_0001/samples.parquet" in log
     assert not (wf / "data/runs/g_replace/gen_0002/model.safetensors").exists()

@@ -16,27 +16,64 @@ WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "schemas", "src", "dvc.yaml")
 TINY_PARAMS = {
     "defaults": {"samples_per_generation": 30, "seed": 7, "chains": 1},
     "human": {
-        "g1": {"family": "gaussian", "truth": {"dim": 1, "mean": 1.0, "std": 2.0},
-               "pool_size": 2000, "test_size": 500, "seed": 1},
-        "mix2": {"family": "gmm", "seed": 2, "pool_size": 2000, "test_size": 500,
-                 "truth": {"weights": [0.5, 0.5], "means": [[-2.0, 0.0], [2.0, 0.0]],
-                           "covariances": [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]]}},
-        "cat": {"family": "categorical", "truth": {"num_symbols": 8}, "seed": 3,
-                "pool_size": 2000, "test_size": 500},
-        "lin": {"family": "linear_regression", "truth": {"dim": 3, "noise_std": 0.5},
-                "seed": 4, "pool_size": 2000, "test_size": 500},
+        "g1": {
+            "family": "gaussian",
+            "truth": {"dim": 1, "mean": 1.0, "std": 2.0},
+            "pool_size": 2000,
+            "test_size": 500,
+            "seed": 1,
+        },
+        "mix2": {
+            "family": "gmm",
+            "seed": 2,
+            "pool_size": 2000,
+            "test_size": 500,
+            "truth": {
+                "weights": [0.5, 0.5],
+                "means": [[-2.0, 0.0], [2.0, 0.0]],
+                "covariances": [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]],
+            },
+        },
+        "cat": {
+            "family": "categorical",
+            "truth": {"num_symbols": 8},
+            "seed": 3,
+            "pool_size": 2000,
+            "test_size": 500,
+        },
+        "lin": {
+            "family": "linear_regression",
+            "truth": {"dim": 3, "noise_std": 0.5},
+            "seed": 4,
+            "pool_size": 2000,
+            "test_size": 500,
+        },
     },
     "runs": {
         "g_replace": {"family": "gaussian", "human": "g1", "generations": 4, "chains": 40},
-        "g_mix": {"family": "gaussian", "human": "g1", "generations": 3, "regime": "mix",
-                  "real_fraction": 0.2},
-        "g_acc": {"family": "gaussian", "human": "g1", "generations": 3,
-                  "regime": "accumulate"},
-        "gmm": {"family": "gmm", "human": "mix2", "generations": 2,
-                "samples_per_generation": 200, "options": {"max_iter": 100}},
+        "g_mix": {
+            "family": "gaussian",
+            "human": "g1",
+            "generations": 3,
+            "regime": "mix",
+            "real_fraction": 0.2,
+        },
+        "g_acc": {"family": "gaussian", "human": "g1", "generations": 3, "regime": "accumulate"},
+        "gmm": {
+            "family": "gmm",
+            "human": "mix2",
+            "generations": 2,
+            "samples_per_generation": 200,
+            "options": {"max_iter": 100},
+        },
         "cat": {"family": "categorical", "human": "cat", "generations": 3},
-        "lin": {"family": "linear_regression", "human": "lin", "generations": 3,
-                "regime": "fresh", "real_fraction": 0.5},
+        "lin": {
+            "family": "linear_regression",
+            "human": "lin",
+            "generations": 3,
+            "regime": "fresh",
+            "real_fraction": 0.5,
+        },
     },
     "report": {"compare": {"gauss": ["g_replace", "g_mix", "g_acc"]}},
 }
@@ -48,8 +85,9 @@ def make_workflow(dest: Path, params: dict | None = None) -> Path:
     for name in WORKFLOW_FILES:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, dest / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(
+                src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+            )
         else:
             shutil.copy2(src, dest / name)
     (dest / "params.yaml").write_text(yaml.safe_dump(params or TINY_PARAMS, sort_keys=False))
@@ -59,8 +97,10 @@ def make_workflow(dest: Path, params: dict | None = None) -> Path:
 def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900):
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}) in {cwd}:\n"
-                             f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({result.returncode}) in {cwd}:\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result
 
 
