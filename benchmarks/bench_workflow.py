@@ -44,6 +44,8 @@ def params_for(runs: dict) -> dict:
             }
         },
         "runs": runs,
+        "defaults": {},
+        "report": {},
     }
 
 

@@ -1,6 +1,6 @@
 # Helpers shared by the rules. Settings come from modelcollapse.config, which
 # validates params.yaml (run, key and value named on error) before any job starts.
-from pathlib import Path
+import os
 
 from modelcollapse.config import ConfigError, validate as validate_params
 from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, human_file
@@ -17,6 +17,21 @@ wildcard_constraints:
     run="|".join(RUNS) if RUNS else "^$",
     source="|".join(PARAMS.human),
     gen=r"\d{4}",
+
+
+CONDA_ENV = "../environment.yml"
+
+
+def human_path(name):
+    return os.path.join(HUMAN_DIR, name)
+
+
+def gen_path(name):
+    return os.path.join(GEN_DIR, name)
+
+
+def results_path(name):
+    return os.path.join(RESULTS_DIR, name)
 
 
 def gen_index(wildcards):

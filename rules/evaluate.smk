@@ -3,10 +3,12 @@ rule collect_metrics:
     input:
         lambda wildcards: generation_files(wildcards.run, "metrics.json"),
     output:
-        metrics=RESULTS_DIR + "/metrics.csv",
-        summary=RESULTS_DIR + "/summary.json",
+        metrics=results_path("metrics.csv"),
+        summary=results_path("summary.json"),
     params:
         generations=lambda wildcards: PARAMS.run(wildcards.run)["generations"],
+    conda:
+        CONDA_ENV
     log:
         "logs/{run}/collect_metrics.log",
     script:
@@ -18,9 +20,11 @@ rule ensemble:
     input:
         truth=lambda wildcards: human_inputs(wildcards.run)["truth"],
     output:
-        RESULTS_DIR + "/ensemble.csv",
+        results_path("ensemble.csv"),
     params:
         settings=lambda wildcards: PARAMS.run(wildcards.run),
+    conda:
+        CONDA_ENV
     log:
         "logs/{run}/ensemble.log",
     threads: 1
@@ -32,9 +36,11 @@ rule plots:
     input:
         unpack(plot_inputs),
     output:
-        directory(RESULTS_DIR + "/figures"),
+        directory(results_path("figures")),
     params:
         settings=lambda wildcards: PARAMS.run(wildcards.run),
+    conda:
+        CONDA_ENV
     log:
         "logs/{run}/plots.log",
     script:

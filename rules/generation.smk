@@ -3,14 +3,16 @@ rule generation:
     input:
         unpack(generation_inputs),
     output:
-        train=GEN_DIR + "/train.json",
-        model=GEN_DIR + "/model.safetensors",
-        model_json=GEN_DIR + "/model.json",
-        samples=GEN_DIR + "/samples.parquet",
-        metrics=GEN_DIR + "/metrics.json",
+        train=gen_path("train.json"),
+        model=gen_path("model.safetensors"),
+        model_json=gen_path("model.json"),
+        samples=gen_path("samples.parquet"),
+        metrics=gen_path("metrics.json"),
     params:
         settings=lambda wildcards: PARAMS.generation_settings(wildcards.run),
         generation=gen_index,
+    conda:
+        CONDA_ENV
     log:
         "logs/{run}/gen_{gen}.log",
     threads: 1

@@ -1,11 +1,13 @@
 rule prepare_human:
     output:
-        truth=HUMAN_DIR + "/truth.safetensors",
-        truth_json=HUMAN_DIR + "/truth.json",
-        pool=HUMAN_DIR + "/pool.parquet",
-        test=HUMAN_DIR + "/test.parquet",
+        truth=human_path("truth.safetensors"),
+        truth_json=human_path("truth.json"),
+        pool=human_path("pool.parquet"),
+        test=human_path("test.parquet"),
     params:
         spec=lambda wildcards: PARAMS.human[wildcards.source],
+    conda:
+        CONDA_ENV
     log:
         "logs/human/{source}.log",
     script:

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 BASE = {
     "defaults": {"samples_per_generation": 50, "seed": 0},
+    "report": {},
     "human": {
         "g1": {
             "family": "gaussian",
