@@ -80,7 +80,7 @@ def job_overhead(tmp: Path, gens: int) -> None:
     raw = params_for(runs)
     compute = in_process(make_workflow(tmp / "inproc", raw), "chain", raw)
     wf = make_workflow(tmp / "overhead", raw)
-    timed([sys.executable, "-m", "snakemake", "--cores", "1", "data/human/g1/pool.parquet"], wf)
+    timed([sys.executable, "-m", "snakemake", "--cores", "1", "data/human/g1"], wf)
     target = f"data/runs/chain/gen_{gens - 1:04d}/metrics.json"
     wall, _ = timed([sys.executable, "-m", "snakemake", "--cores", "1", target], wf)
     print(

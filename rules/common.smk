@@ -3,7 +3,8 @@
 import os
 
 from modelcollapse.config import ConfigError, validate as validate_params
-from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, human_file
+from modelcollapse.families import get_family
+from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file
 
 try:
     PARAMS = validate_params(config, source="params.yaml (with --config overrides)")
@@ -20,10 +21,6 @@ wildcard_constraints:
 
 
 CONDA_ENV = "../environment.yml"
-
-
-def human_path(name):
-    return os.path.join(HUMAN_DIR, name)
 
 
 def gen_path(name):
@@ -45,18 +42,25 @@ def run_outputs(run):
 
 def all_targets():
     """Every human source (as `dvc repro` prepares), every run's results, the report."""
-    human = [str(human_file(source, name)) for source in PARAMS.human
-             for name in ("truth.safetensors", "pool.parquet", "test.parquet")]
+    human = [HUMAN_DIR.format(source=source) for source in PARAMS.human]
     return human + [t for run in RUNS for t in run_outputs(run)] + [REPORT_DIR]
 
 
 def human_inputs(run):
-    source = PARAMS.run(run)["human"]
-    return {
-        "truth": ancient(str(human_file(source, "truth.safetensors"))),
-        "pool": ancient(str(human_file(source, "pool.parquet"))),
-        "test": ancient(str(human_file(source, "test.parquet"))),
-    }
+    return {"human": ancient(HUMAN_DIR.format(source=PARAMS.run(run)["human"]))}
+
+
+def family_of(run):
+    return get_family(PARAMS.run(run)["family"])
+
+
+def job_threads(wildcards):
+    """Threads a generation job uses: a family option for the neural families."""
+    return int(PARAMS.run(wildcards.run)["options"].get("threads", 1))
+
+
+def job_mem_mb(wildcards):
+    return int(PARAMS.run(wildcards.run)["options"].get("mem_mb", 1000))
 
 
 def generation_inputs(wildcards):
@@ -71,6 +75,8 @@ def generation_inputs(wildcards):
     if g > 0:
         inputs["prev_train"] = ancient(str(gen_file(wildcards.run, g - 1, "train.json")))
         inputs["prev_samples"] = ancient(str(gen_file(wildcards.run, g - 1, "samples.parquet")))
+        if getattr(family_of(wildcards.run), "NEEDS_REFERENCE", False):
+            inputs["reference"] = ancient(str(gen_file(wildcards.run, 0, "model.safetensors")))
     return inputs
 
 

@@ -18,7 +18,7 @@ rule collect_metrics:
 rule ensemble:
     """K independent chains of the run's setting, vectorised in one job."""
     input:
-        truth=lambda wildcards: human_inputs(wildcards.run)["truth"],
+        human=lambda wildcards: human_inputs(wildcards.run)["human"],
     output:
         results_path("ensemble.csv"),
     params:

@@ -15,8 +15,8 @@ rule generation:
         CONDA_ENV
     log:
         "logs/{run}/gen_{gen}.log",
-    threads: 1
+    threads: job_threads
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb,
     script:
         "../scripts/generation.py"

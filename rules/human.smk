@@ -1,9 +1,7 @@
 rule prepare_human:
+    """A human source's pool and test split (and what its family keeps beside them)."""
     output:
-        truth=human_path("truth.safetensors"),
-        truth_json=human_path("truth.json"),
-        pool=human_path("pool.parquet"),
-        test=human_path("test.parquet"),
+        directory(HUMAN_DIR),
     params:
         spec=lambda wildcards: PARAMS.human[wildcards.source],
     conda:

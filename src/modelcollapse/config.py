@@ -34,6 +34,10 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 }
 
 
+DEFAULT_POOL_SIZE = 100_000  # rows drawn from a known truth
+DEFAULT_TEST_SIZE = 10_000
+
+
 class ConfigError(ValueError):
     """params.yaml is invalid; the message names the file, the run and the key."""
 
@@ -105,20 +109,7 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
 
     human: dict[str, dict[str, Any]] = {}
     for source_id, spec in raw["human"].items():
-        where = f"human.{source_id}"
-        fam = spec["family"]
-        if fam not in known:
-            raise ConfigError(
-                f"{source}: {where}.family: unknown family {fam!r}; known: {sorted(known)}"
-            )
-        _check(spec["truth"], _family_schema(fam, "truth"), f"{where}.truth", source)
-        merged = _with_schema_defaults(spec, schema["$defs"]["human_source"])
-        merged["truth"] = _with_schema_defaults(spec["truth"], _family_schema(fam, "truth"))
-        try:
-            families[fam].truth_from_spec(merged["truth"])
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{source}: {where}.truth: {exc}") from exc
-        human[source_id] = merged
+        human[source_id] = _validate_human(source_id, spec, schema, families, known, source)
 
     defaults = {**BUILTIN_DEFAULTS, **copy.deepcopy(dict(raw.get("defaults") or {}))}
     runs = {
@@ -132,6 +123,44 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
             if run_id not in runs:
                 raise ConfigError(f"{source}: report.compare.{name}: unknown run {run_id!r}")
     return Params(runs=runs, human=human, report=report)
+
+
+def _validate_human(
+    source_id: str,
+    spec: Mapping[str, Any],
+    schema: Mapping[str, Any],
+    families: Mapping[str, Any],
+    known: set[str],
+    source: str,
+) -> dict[str, Any]:
+    """A human source: a known true distribution (``truth``) for a statistical
+    family, or real data (``data``: a corpus, a data set) for a neural one."""
+    where = f"human.{source_id}"
+    fam = spec["family"]
+    if fam not in known:
+        raise ConfigError(
+            f"{source}: {where}.family: unknown family {fam!r}; known: {sorted(known)}"
+        )
+    merged = _with_schema_defaults(spec, schema["$defs"]["human_source"])
+    family_schema = schema["x-families"][fam]
+    kind = "truth" if "truth" in family_schema else "data"
+    other = "data" if kind == "truth" else "truth"
+    if other in spec:
+        raise ConfigError(
+            f"{source}: {where}.{other}: a {fam!r} source takes {kind!r}, not {other!r}"
+        )
+    if kind not in spec:
+        raise ConfigError(f"{source}: {where}: missing required key {kind!r}")
+    _check(spec[kind], family_schema[kind], f"{where}.{kind}", source)
+    merged[kind] = _with_schema_defaults(spec[kind], family_schema[kind])
+    if kind == "truth":
+        merged.setdefault("pool_size", DEFAULT_POOL_SIZE)
+        merged.setdefault("test_size", DEFAULT_TEST_SIZE)
+        try:
+            families[fam].truth_from_spec(merged["truth"])
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{source}: {where}.truth: {exc}") from exc
+    return merged
 
 
 def _validate_run(
@@ -185,7 +214,9 @@ def _validate_run(
     if regime not in NEEDS_REAL_FRACTION:
         settings["real_fraction"] = None  # irrelevant; keep it out of the artifacts' identity
     needed = n
-    if regime == "mix":
+    if "pool_size" not in src:  # real data: the corpus fixes the pool; checked when prepared
+        needed = 0
+    elif regime == "mix":
         needed = max(n, real_row_count(n, rf))
     elif regime == "fresh":
         needed = n + (gens - 1) * real_row_count(n, rf)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,13 @@ from threadpoolctl import threadpool_limits
 
 from modelcollapse import io
 from modelcollapse.families import get_family
-from modelcollapse.manifest import cached_md5, composition, load_training_set
-from modelcollapse.paths import gen_file, human_file, results_dir
+from modelcollapse.manifest import (
+    PROVENANCE_COLUMNS,
+    cached_md5,
+    composition,
+    load_training_set,
+)
+from modelcollapse.paths import gen_file, human_dir, human_file, results_dir
 from modelcollapse.regimes import compose_training_set
 
 log = logging.getLogger("modelcollapse")
@@ -33,19 +39,42 @@ def generation_rng(seed: int, generation: int) -> np.random.SeedSequence:
 
 
 def prepare_human(source: str, spec: dict[str, Any], root: str | Path = ".") -> None:
-    """Draw a human source's pool and test split from its true distribution."""
+    """Write a human source's pool and test split into data/human/<source>/.
+
+    A statistical family draws them from its known true distribution (saved as
+    truth.safetensors); a family on real data (one that defines
+    ``load_human(spec, out_dir, rng) -> (pool, test, origin_path)``) reads its
+    corpus and writes what it needs beside them (a tokenizer, a description).
+    Every row's ``origin_md5`` is the md5 of the truth or of that description.
+    """
     family = get_family(spec["family"])
-    truth = family.truth_from_spec(spec["truth"])
-    truth_path = human_file(source, "truth.safetensors", root)
-    truth.save(truth_path, extra={"source": source, "spec": spec})
-    truth_md5 = io.file_md5(truth_path)
     rng = np.random.default_rng(np.random.SeedSequence(spec["seed"]))
+    out_dir = human_dir(source, root)
     with threadpool_limits(1):
-        pool = truth.sample(spec["pool_size"], rng)
-        test = truth.sample(spec["test_size"], rng)
+        if hasattr(family, "load_human"):
+            pool, test, origin = family.load_human(spec, out_dir, rng)
+        else:
+            truth = family.truth_from_spec(spec["truth"])
+            origin = human_file(source, "truth.safetensors", root)
+            truth.save(origin, extra={"source": source, "spec": spec})
+            pool = truth.sample(spec["pool_size"], rng)
+            test = truth.sample(spec["test_size"], rng)
+    origin_md5 = io.file_md5(origin)
     for name, frame in (("pool.parquet", pool), ("test.parquet", test)):
-        frame = frame.assign(source="human", origin_generation=np.int64(-1), origin_md5=truth_md5)
+        frame = frame.assign(source="human", origin_generation=np.int64(-1), origin_md5=origin_md5)
         io.write_table(human_file(source, name, root), frame)
+
+
+def load_truth(fam: ModuleType, source: str, root: str | Path = ".") -> Any:
+    """What a family knows of its human source: the true distribution, or (for real
+    data) whatever its ``load_truth(human_dir)`` returns (a tokenizer, sizes)."""
+    if hasattr(fam, "load_truth"):
+        return fam.load_truth(human_dir(source, root))
+    return fam.Model.load(human_file(source, "truth.safetensors", root))
+
+
+def data_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in PROVENANCE_COLUMNS and c != "model_md5"]
 
 
 def run_generation(
@@ -55,6 +84,13 @@ def run_generation(
 
     Writes train.json, model.safetensors (+ model.json), samples.parquet and
     metrics.json into the generation's directory and returns the metrics.
+
+    Optional family hooks (module attributes):
+    ``SAME_INIT``: every generation starts from the same initialisation
+    (``build_model(..., init_seed=<run seed>)``); ``NEEDS_PROMPTS``: ``sample`` is
+    given ``prompts=`` the human rows generation 0 trained on; ``NEEDS_REFERENCE``:
+    ``annotate_samples(samples, reference)`` and ``evaluate(..., reference=)`` get
+    the generation-0 model.
     """
     root = Path(root)
     fam = get_family(settings["family"])
@@ -67,13 +103,12 @@ def run_generation(
         )
         train = load_training_set(manifest, root)
         manifest["composition"] = composition(manifest, root)
-        truth = fam.Model.load(human_file(settings["human"], "truth.safetensors", root))
+        truth = load_truth(fam, settings["human"], root)
         random_state = int(fit_seq.generate_state(1)[0])
-        model = fam.build_model(settings["options"], truth, random_state)
-        data_columns = [
-            c for c in train.columns if c not in ("source", "origin_generation", "origin_md5")
-        ]
-        model.fit(train[data_columns])
+        extra_init = {"init_seed": settings["seed"]} if getattr(fam, "SAME_INIT", False) else {}
+        model = fam.build_model(settings["options"], truth, random_state, **extra_init)
+        columns = data_columns(train)
+        model.fit(train[columns])
         model_path = gen_file(run, generation, "model.safetensors", root)
         io.write_json(gen_file(run, generation, "train.json", root), manifest)
         model.save(
@@ -85,19 +120,30 @@ def run_generation(
                 "random_state": random_state,
             },
         )
-        samples = model.sample(n, np.random.default_rng(sample_seq))
+        sample_kwargs = {}
+        if getattr(fam, "NEEDS_PROMPTS", False):
+            pool = io.read_table(human_file(settings["human"], "pool.parquet", root))
+            sample_kwargs["prompts"] = pool.iloc[:n][data_columns(pool)]
+        samples = model.sample(n, np.random.default_rng(sample_seq), **sample_kwargs)
+        eval_kwargs = {}
+        if getattr(fam, "NEEDS_REFERENCE", False):
+            reference = (
+                model
+                if generation == 0
+                else fam.Model.load(gen_file(run, 0, "model.safetensors", root))
+            )
+            samples = fam.annotate_samples(samples, reference)
+            eval_kwargs["reference"] = reference
         samples = samples.assign(
             source="synthetic",
             origin_generation=np.int64(generation),
             model_md5=cached_md5(model_path),
         )
-        samples_path = gen_file(run, generation, "samples.parquet", root)
-        io.write_table(samples_path, samples)
+        io.write_table(gen_file(run, generation, "samples.parquet", root), samples)
         test = io.read_table(human_file(settings["human"], "test.parquet", root))
-        test = test[
-            [c for c in test.columns if c not in ("source", "origin_generation", "origin_md5")]
-        ]
-        metrics = fam.evaluate(model, truth, test, samples[data_columns])
+        metrics = fam.evaluate(
+            model, truth, test[data_columns(test)], samples[columns], **eval_kwargs
+        )
     metrics = {
         "generation": generation,
         **{k: float(v) for k, v in metrics.items()},
@@ -133,7 +179,7 @@ def run_ensemble(run: str, settings: dict[str, Any], root: str | Path = ".") -> 
     fam = get_family(settings["family"])
     chains = settings["chains"]
     if chains > 1 and hasattr(fam, "simulate_ensemble"):
-        truth = fam.Model.load(human_file(settings["human"], "truth.safetensors", root))
+        truth = load_truth(fam, settings["human"], root)
         rng = np.random.default_rng(
             np.random.SeedSequence(settings["seed"], spawn_key=(_ENSEMBLE_STREAM,))
         )

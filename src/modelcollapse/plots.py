@@ -39,7 +39,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from modelcollapse import io  # noqa: E402
 from modelcollapse.ensemble import FRAME_COLUMNS  # noqa: E402
 from modelcollapse.families import get_family  # noqa: E402
-from modelcollapse.paths import human_file, results_dir  # noqa: E402
+from modelcollapse.paths import results_dir  # noqa: E402
+from modelcollapse.pipeline import load_truth  # noqa: E402
 from modelcollapse.snapshots import snapshot_figures  # noqa: E402
 
 log = logging.getLogger("modelcollapse")
@@ -292,7 +293,7 @@ def plot_run(run: str, settings: dict[str, Any], root: str | Path = ".") -> list
     root = Path(root)
     fam = get_family(settings["family"])
     metrics, ensemble = read_metrics(run, root), read_ensemble(run, root)
-    truth = fam.Model.load(human_file(settings["human"], "truth.safetensors", root))
+    truth = load_truth(fam, settings["human"], root)
     theory = family_theory(fam, truth, settings)
 
     target = results_dir(run, root) / FIGURES
@@ -306,7 +307,10 @@ def plot_run(run: str, settings: dict[str, Any], root: str | Path = ".") -> list
             save_png(fig, tmp / name)
             written.append(name)
         title = functools.partial(_title, run, settings)
-        figures = snapshot_figures(run, settings, fam, truth, root, title=title)
+        if hasattr(fam, "snapshot_figures"):  # families on real data draw their own
+            figures = fam.snapshot_figures(run, settings, truth, root, title=title)
+        else:
+            figures = snapshot_figures(run, settings, fam, truth, root, title=title)
         for name, fig in figures.items():
             save_png(fig, tmp / name)
             written.append(name)
