@@ -66,7 +66,13 @@ class Params:
 
 @cache
 def load_schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """params.schema.yaml plus one ``x-families`` entry per schemas/families/*.yaml."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    schema["x-families"] = {
+        path.stem: yaml.safe_load(path.read_text())
+        for path in sorted((SCHEMA_PATH.parent / "families").glob("*.yaml"))
+    }
+    return schema
 
 
 def _where(prefix: str, path: Any) -> str:

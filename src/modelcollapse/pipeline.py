@@ -107,7 +107,9 @@ def run_generation(
         random_state = int(fit_seq.generate_state(1)[0])
         extra_init = {"init_seed": settings["seed"]} if getattr(fam, "SAME_INIT", False) else {}
         model = fam.build_model(settings["options"], truth, random_state, **extra_init)
-        columns = data_columns(train)
+        # The human data's columns: synthetic rows may carry annotations besides them.
+        test = io.read_table(human_file(settings["human"], "test.parquet", root))
+        columns = data_columns(test)
         model.fit(train[columns])
         model_path = gen_file(run, generation, "model.safetensors", root)
         io.write_json(gen_file(run, generation, "train.json", root), manifest)
@@ -140,9 +142,8 @@ def run_generation(
             model_md5=cached_md5(model_path),
         )
         io.write_table(gen_file(run, generation, "samples.parquet", root), samples)
-        test = io.read_table(human_file(settings["human"], "test.parquet", root))
         metrics = fam.evaluate(
-            model, truth, test[data_columns(test)], samples[columns], **eval_kwargs
+            model, truth, test[columns], samples[data_columns(samples)], **eval_kwargs
         )
     metrics = {
         "generation": generation,

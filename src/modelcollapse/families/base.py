@@ -28,6 +28,22 @@ real_fraction) -> dict[str, np.ndarray]``
     Closed-form expectations per generation (shape ``(generations,)``) for the
     metrics that have one in this setting; an empty dict where none is known.
 
+Families on real data (no known truth) define instead of ``truth_from_spec``:
+``load_human(spec, out_dir, rng) -> (pool, test, origin_path)``
+    Read the source named by ``human.<id>.data``; write into ``out_dir`` what the
+    family needs beside the rows (a tokenizer, ``source.json`` describing the
+    corpus and its md5s: the ``origin_path`` whose md5 every human row carries).
+``load_truth(human_dir) -> object``
+    What models need to know of the source (a tokenizer, sizes); passed as
+    ``truth`` to ``build_model`` and ``evaluate``.
+and may set these module flags (see ``pipeline.run_generation``):
+``SAME_INIT`` (``build_model(..., init_seed=)``: every generation starts from the
+same initialisation), ``NEEDS_PROMPTS`` (``sample(n, rng, prompts=)`` gets the
+first n human pool rows), ``NEEDS_REFERENCE`` (``annotate_samples(samples,
+reference)`` adds per-row columns and ``evaluate(..., reference=)`` gets the
+generation-0 model), and ``snapshot_figures(run, settings, truth, root, *, title)
+-> {file name: Figure}`` for their own snapshot figures.
+
 Data are pandas DataFrames whose columns are the family's data columns only
 (``x0..x{d-1}``, ``y``, ``symbol``); provenance columns are added by the pipeline.
 """
