@@ -21,6 +21,8 @@ wildcard_constraints:
 
 
 CONDA_ENV = "../environment.yml"
+# The git-tracked lineage ledger: one record per generation (modelcollapse.lineage).
+LEDGER_RECORD = "lineage/{run}/gen_{gen}.json"
 
 
 def gen_path(name):
@@ -75,9 +77,19 @@ def generation_inputs(wildcards):
     if g > 0:
         inputs["prev_train"] = ancient(str(gen_file(wildcards.run, g - 1, "train.json")))
         inputs["prev_samples"] = ancient(str(gen_file(wildcards.run, g - 1, "samples.parquet")))
+        inputs["prev_record"] = ancient(ledger_record(wildcards.run, g - 1))
         if getattr(family_of(wildcards.run), "NEEDS_REFERENCE", False):
             inputs["reference"] = ancient(str(gen_file(wildcards.run, 0, "model.safetensors")))
     return inputs
+
+
+def ledger_record(run, generation):
+    return LEDGER_RECORD.format(run=run, gen=f"{generation:04d}")
+
+
+def all_ledger_records():
+    return [ancient(ledger_record(run, g)) for run in RUNS
+            for g in range(PARAMS.run(run)["generations"])]
 
 
 def generation_files(run, name, generations=None):

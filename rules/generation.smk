@@ -8,6 +8,7 @@ rule generation:
         model_json=gen_path("model.json"),
         samples=gen_path("samples.parquet"),
         metrics=gen_path("metrics.json"),
+        lineage=LEDGER_RECORD,
     params:
         settings=lambda wildcards: PARAMS.generation_settings(wildcards.run),
         generation=gen_index,

@@ -11,7 +11,16 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "schemas", "src", "dvc.yaml", "environment.yml")
+WORKFLOW_FILES = (
+    "Snakefile",
+    "rules",
+    "scripts",
+    "schemas",
+    "src",
+    "dvc.yaml",
+    "environment.yml",
+    "profiles",
+)
 
 TINY_PARAMS = {
     "defaults": {"samples_per_generation": 30, "seed": 7, "chains": 1},

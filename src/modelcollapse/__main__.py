@@ -1,4 +1,7 @@
-"""Command line: ``python -m modelcollapse <command>`` (also the ``modelcollapse`` script)."""
+"""Command line: ``python -m modelcollapse <command>`` (also the ``modelcollapse`` script).
+
+Commands: ``validate`` (params.yaml) and ``lineage show|verify|export|diff``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 import sys
 
 from modelcollapse.config import ConfigError, load_params
+from modelcollapse.io import ArtifactError
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -22,15 +26,21 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from modelcollapse.lineage import cli as lineage_cli
+
     parser = argparse.ArgumentParser(prog="modelcollapse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("validate", help="check params.yaml and list its runs")
     check.add_argument("params", nargs="?", default="params.yaml")
     check.set_defaults(func=_validate)
+    lineage_cli.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ArtifactError as exc:  # a missing or unparsable ledger record or artifact
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

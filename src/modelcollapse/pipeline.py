@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from modelcollapse import io
 from modelcollapse.families import get_family
+from modelcollapse.lineage import record_generation
 from modelcollapse.manifest import (
     PROVENANCE_COLUMNS,
     cached_md5,
@@ -152,6 +153,7 @@ def run_generation(
         "train_human_fraction": float(manifest["composition"]["human_fraction"]),
     }
     io.write_json(gen_file(run, generation, "metrics.json", root), metrics)
+    record_generation(run, generation, settings, root)  # the git-tracked lineage ledger
     log.info(
         "run %s generation %d: trained on %d rows in %.2fs",
         run,

@@ -1,0 +1,413 @@
+"""The lineage ledger: one git-tracked JSON record per generation, hash-chained.
+
+``lineage/<run>/gen_NNNN.json`` holds what generation NNNN of a run was made of and
+from: its artifacts (path, size, md5 -- the md5 DVC records), the human data, the
+parent records, the training-set composition, the effective human share, the
+settings and seed, the code version and the package versions.
+
+Two hashes make the ledger tamper-evident and reproducible:
+
+* ``content_hash``: sha256 of the canonical JSON of the deterministic fields only
+  (:data:`CONTENT_FIELDS`, parents without their record hashes). Re-running a
+  deterministic generation reproduces it, whatever the commit, machine or time.
+* ``record_hash``: sha256 of the canonical JSON of the whole record except itself.
+  Each record carries ``prev_record_hash``, the record hash of the generation
+  before it, so editing or dropping a record breaks the chain from there on.
+
+Records are JSON only: reading them never executes anything.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from modelcollapse import io
+from modelcollapse.manifest import cached_md5, composition, read_manifest
+from modelcollapse.paths import GEN_FILES, HUMAN_FILES, gen_file, gen_tag, human_file
+
+SCHEMA = "modelcollapse.lineage/1"
+LEDGER_DIR = "lineage"
+UNKNOWN = "unknown"
+
+# Fields that depend only on the data, the settings and the seed (content_hash).
+CONTENT_FIELDS = (
+    "schema",
+    "run",
+    "generation",
+    "artifacts",
+    "human_data",
+    "parents",
+    "composition",
+    "human_share",
+    "settings",
+    "seed",
+)
+REQUIRED_FIELDS = (*CONTENT_FIELDS, "code", "packages", "prev_record_hash", "content_hash")
+PACKAGES = (
+    "modelcollapse",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "safetensors",
+    "threadpoolctl",
+    "snakemake",
+    "dvc",
+    "prov",
+)
+# Paths the workflow itself writes while it runs: they do not make the code dirty.
+OUTPUT_PATHS = (LEDGER_DIR, "data", "results", "reports", "logs", ".snakemake", "dvc.lock")
+
+_RECORD_NAME = re.compile(r"^gen_(\d+)\.json$")
+_GEN_PATH = re.compile(r"^data/runs/(?P<run>[^/]+)/gen_(?P<gen>\d+)/(?P<name>[^/]+)$")
+
+
+class LedgerError(io.ArtifactError):
+    """A ledger record is missing, does not parse, or contradicts another record."""
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def ledger_dir(run: str, root: str | Path = ".") -> Path:
+    return Path(root) / LEDGER_DIR / run
+
+
+def record_path(run: str, generation: int, root: str | Path = ".") -> Path:
+    return ledger_dir(run, root) / f"gen_{gen_tag(generation)}.json"
+
+
+def rel(path: str | Path, root: str | Path = ".") -> str:
+    """``path`` relative to the workflow root, in POSIX form (as the ledger stores it)."""
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def parse_gen_path(path: str) -> tuple[str, int, str] | None:
+    """``data/runs/<run>/gen_NNNN/<name>`` -> (run, generation, name); else None."""
+    m = _GEN_PATH.match(path)
+    return (m["run"], int(m["gen"]), m["name"]) if m else None
+
+
+def ledger_runs(root: str | Path = ".") -> list[str]:
+    """Every run with at least one record in the ledger, sorted."""
+    base = Path(root) / LEDGER_DIR
+    if not base.is_dir():
+        return []
+    return sorted(d.name for d in base.iterdir() if d.is_dir() and any(_records_in(d).values()))
+
+
+def _records_in(directory: Path) -> dict[int, Path]:
+    out = {}
+    for p in directory.glob("gen_*.json"):
+        m = _RECORD_NAME.match(p.name)
+        if m:
+            out[int(m[1])] = p
+    return dict(sorted(out.items()))
+
+
+def ledger_records(run: str, root: str | Path = ".") -> dict[int, Path]:
+    """generation -> record path, for every record file of a run (gaps included)."""
+    d = ledger_dir(run, root)
+    return _records_in(d) if d.is_dir() else {}
+
+
+# ---------------------------------------------------------------------- hashing
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The bytes the ledger hashes: sorted keys, no whitespace, ASCII, no NaN."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
+
+
+def sha256(obj: Any) -> str:
+    return hashlib.sha256(canonical_json(obj)).hexdigest()
+
+
+def content_view(record: dict[str, Any]) -> dict[str, Any]:
+    """The deterministic part of a record: what ``content_hash`` covers.
+
+    Parents enter with their content hashes only: their record hashes embed their
+    commit and package versions, which a deterministic re-run need not share.
+    """
+    view = {k: record.get(k) for k in CONTENT_FIELDS}
+    view["parents"] = [
+        {k: v for k, v in p.items() if k != "record_hash"} for p in record.get("parents") or []
+    ]
+    return view
+
+
+def compute_content_hash(record: dict[str, Any]) -> str:
+    return sha256(content_view(record))
+
+
+def compute_record_hash(record: dict[str, Any]) -> str:
+    return sha256({k: v for k, v in record.items() if k != "record_hash"})
+
+
+# ---------------------------------------------------------------------- reading
+
+_record_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def read_record(path: str | Path, cached: bool = True) -> dict[str, Any]:
+    """Parse one ledger record (JSON only), naming the file on any problem.
+
+    ``cached`` reuses a record parsed earlier in this process while the file's
+    size and mtime are unchanged; ``verify`` always reads afresh.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise LedgerError(f"missing ledger record: {path}")
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if cached and key in _record_cache:
+        return _record_cache[key]
+    try:
+        record = io.read_json(path)
+    except io.ArtifactError as exc:
+        raise LedgerError(f"ledger record {path} does not parse: {exc}") from exc
+    if not isinstance(record, dict):
+        raise LedgerError(f"ledger record {path} does not parse: expected a JSON object")
+    missing = [k for k in REQUIRED_FIELDS if k not in record]
+    if missing:
+        raise LedgerError(f"ledger record {path} is incomplete: missing {', '.join(missing)}")
+    _record_cache[key] = record
+    return record
+
+
+def load_record(run: str, generation: int, root: str | Path = ".") -> dict[str, Any]:
+    return read_record(record_path(run, generation, root))
+
+
+# ----------------------------------------------------------- environment facts
+
+
+@functools.cache
+def _code_version(root: str) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "--no-optional-locks", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--verify", "HEAD")
+    except (OSError, subprocess.SubprocessError):  # no git, not a repo, or no commit yet
+        return {"commit": UNKNOWN, "dirty": None}
+    try:
+        # DVC adds its outputs to .gitignore files: bookkeeping, not code.
+        excludes = [f":(exclude){p}" for p in OUTPUT_PATHS] + [":(exclude,glob)**/.gitignore"]
+        status = git("status", "--porcelain", "--untracked-files=normal", "--", ".", *excludes)
+        dirty: bool | None = bool(status)
+    except (OSError, subprocess.SubprocessError):
+        dirty = None
+    return {"commit": commit, "dirty": dirty}
+
+
+def code_version(root: str | Path = ".") -> dict[str, Any]:
+    """``{"commit", "dirty"}`` of the workflow root's git checkout.
+
+    ``dirty`` ignores what the workflow writes (:data:`OUTPUT_PATHS` and the
+    ``.gitignore`` entries DVC adds for its outputs). Outside a git
+    repository (or before its first commit) the commit is ``"unknown"`` and dirty
+    is null. Computed once per process and root.
+    """
+    return dict(_code_version(str(Path(root).resolve())))
+
+
+code_version.cache_clear = _code_version.cache_clear  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of Python and the packages the artifacts depend on (null if absent)."""
+    return dict(_package_versions())
+
+
+# ---------------------------------------------------------------------- writing
+
+
+def _file_entry(path: Path, root: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise io.ArtifactError(f"missing artifact: {path}")
+    return {"path": rel(path, root), "size": path.stat().st_size, "md5": cached_md5(path)}
+
+
+def _parents(
+    run: str, generation: int, manifest: dict[str, Any], root: Path
+) -> tuple[list[dict[str, Any]], dict[tuple[str, int], dict[str, Any]]]:
+    """The records whose artifacts this generation's manifest uses directly."""
+    used: dict[tuple[str, int], list[dict[str, str]]] = {}
+    for p in manifest["parts"]:
+        if p.get("include") != "manifest" and p.get("source") == "human":
+            continue
+        where = parse_gen_path(p["path"])
+        if where is None:
+            raise LedgerError(
+                f"run {run!r} generation {generation}: manifest part {p['path']} is "
+                "neither human data nor a generation's artifact"
+            )
+        used.setdefault(where[:2], []).append({"path": p["path"], "md5": p["md5"]})
+    parents, records = [], {}
+    for (prun, pgen), files in sorted(used.items()):
+        path = record_path(prun, pgen, root)
+        if not path.exists():
+            raise LedgerError(
+                f"run {run!r} generation {generation} uses artifacts of run {prun!r} "
+                f"generation {pgen}, whose ledger record {path} is missing; "
+                "record generations in order"
+            )
+        rec = read_record(path)
+        recorded = {a["path"]: a["md5"] for a in rec["artifacts"].values()}
+        for f in files:
+            if recorded.get(f["path"]) != f["md5"]:
+                raise LedgerError(
+                    f"run {run!r} generation {generation} used {f['path']} with md5 "
+                    f"{f['md5']}, but its ledger record {path} says "
+                    f"{recorded.get(f['path'])}: the parent record is stale"
+                )
+        records[(prun, pgen)] = rec
+        parents.append(
+            {
+                "run": prun,
+                "generation": pgen,
+                "record": rel(path, root),
+                "record_hash": rec["record_hash"],
+                "content_hash": rec["content_hash"],
+                "used": sorted(files, key=lambda f: f["path"]),
+            }
+        )
+    return parents, records
+
+
+def human_share(
+    manifest: dict[str, Any],
+    comp: dict[str, Any],
+    parent_records: dict[tuple[str, int], dict[str, Any]],
+) -> dict[str, float]:
+    """Direct and effective human share of a generation's training set.
+
+    Follow each training row back to the human data: a human row is a path of one
+    row; a synthetic row from generation j stands for itself plus one row of what
+    model j learned from. ``path_length`` (m) is the mean length of those paths,
+    ``m = (human rows + sum_j rows_j * (1 + m_j)) / rows`` (m = 1 at generation 0),
+    and the effective share is the human rows' share of every row on them, ``1/m``.
+    Mix with real fraction a: m_g = 1 + (1 - a) m_(g-1), share -> a; replace:
+    share_g = 1 / (g + 1). Included manifests (accumulate) enter with their own
+    rows and m, which is the same sum taken over their parts.
+    """
+    total = comp["rows"]
+    weighted = 0.0
+    counted = 0
+    for p in manifest["parts"]:
+        if p.get("include") == "manifest":
+            prun, pgen, _ = parse_gen_path(p["path"])  # type: ignore[misc]
+            rec = parent_records[(prun, pgen)]
+            rows = rec["composition"]["rows"]
+            weighted += rows * rec["human_share"]["path_length"]
+        else:
+            rows = sum(b - a for a, b in p["rows"])
+            if p["source"] == "human":
+                weighted += rows
+            else:
+                prun, pgen, _ = parse_gen_path(p["path"])  # type: ignore[misc]
+                weighted += rows * (
+                    1.0 + parent_records[(prun, pgen)]["human_share"]["path_length"]
+                )
+        counted += rows
+    if counted != total or total == 0:
+        raise LedgerError(
+            f"run {manifest.get('run')!r} generation {manifest.get('generation')}: the "
+            f"manifest's parts hold {counted} rows, its composition says {total}"
+        )
+    m = weighted / total
+    return {"direct": float(comp["human_fraction"]), "effective": 1.0 / m, "path_length": m}
+
+
+def build_record(
+    run: str, generation: int, settings: dict[str, Any], root: str | Path = "."
+) -> dict[str, Any]:
+    """The ledger record of a generation whose five artifacts exist (not written)."""
+    root = Path(root)
+    manifest_path = gen_file(run, generation, "train.json", root)
+    manifest = read_manifest(manifest_path)
+    comp = manifest.get("composition") or composition(manifest, root)
+    parents, parent_records = _parents(run, generation, manifest, root)
+    prev_hash = None
+    if generation > 0:
+        prev = parent_records.get((run, generation - 1))
+        if prev is None:
+            prev_path = record_path(run, generation - 1, root)
+            if not prev_path.exists():
+                raise LedgerError(
+                    f"run {run!r} generation {generation}: the ledger record of generation "
+                    f"{generation - 1} ({prev_path}) is missing; record generations in order"
+                )
+            prev = read_record(prev_path)
+        prev_hash = prev["record_hash"]
+    source = settings["human"]
+    record: dict[str, Any] = {
+        "schema": SCHEMA,
+        "run": run,
+        "generation": generation,
+        "artifacts": {
+            name: _file_entry(gen_file(run, generation, name, root), root) for name in GEN_FILES
+        },
+        "human_data": {
+            "source": source,
+            "files": {
+                name: _file_entry(human_file(source, name, root), root) for name in HUMAN_FILES
+            },
+        },
+        "parents": parents,
+        "composition": comp,
+        "human_share": human_share(manifest, comp, parent_records),
+        "settings": settings,
+        "seed": settings.get("seed"),
+        "code": code_version(root),
+        "packages": package_versions(),
+        "prev_record_hash": prev_hash,
+    }
+    record["content_hash"] = compute_content_hash(record)
+    record["record_hash"] = compute_record_hash(record)
+    return record
+
+
+def record_generation(
+    run: str, generation: int, settings: dict[str, Any], root: str | Path = "."
+) -> dict[str, Any]:
+    """Write ``lineage/<run>/gen_NNNN.json`` for a finished generation; return the record.
+
+    Call after all five artifacts of the generation are written; the record of the
+    previous generation (and of every generation whose samples the training set
+    uses) must exist. The write is atomic.
+    """
+    record = build_record(run, generation, settings, root)
+    io.write_json(record_path(run, generation, root), record)
+    return record
