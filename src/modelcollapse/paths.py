@@ -11,6 +11,8 @@ RESULTS_DIR = "results/{run}"
 REPORT_DIR = "reports"  # outside results/: the DVC report stage depends on results/
 LOG_DIR = "logs/{run}"
 
+# A statistical source's files; a source on real data keeps its own beside
+# pool/test (a tokenizer, source.json): see human_files().
 HUMAN_FILES = ("pool.parquet", "test.parquet", "truth.safetensors", "truth.json")
 GEN_FILES = ("train.json", "model.safetensors", "model.json", "samples.parquet", "metrics.json")
 
@@ -38,3 +40,11 @@ def gen_file(run: str, generation: int, name: str, root: str | Path = ".") -> Pa
 
 def results_dir(run: str, root: str | Path = ".") -> Path:
     return Path(root) / RESULTS_DIR.format(run=run)
+
+
+def human_files(source: str, root: str | Path = ".") -> list[str]:
+    """The files of a prepared human source (hidden bookkeeping files left out)."""
+    directory = human_dir(source, root)
+    if not directory.is_dir():
+        return list(HUMAN_FILES)  # not prepared: name what should be there
+    return sorted(p.name for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -32,7 +32,7 @@ from typing import Any
 
 from modelcollapse import io
 from modelcollapse.manifest import cached_md5, composition, read_manifest
-from modelcollapse.paths import GEN_FILES, HUMAN_FILES, gen_file, gen_tag, human_file
+from modelcollapse.paths import GEN_FILES, gen_file, gen_tag, human_file, human_files
 
 SCHEMA = "modelcollapse.lineage/1"
 LEDGER_DIR = "lineage"
@@ -382,7 +382,8 @@ def build_record(
         "human_data": {
             "source": source,
             "files": {
-                name: _file_entry(human_file(source, name, root), root) for name in HUMAN_FILES
+                name: _file_entry(human_file(source, name, root), root)
+                for name in human_files(source, root)
             },
         },
         "parents": parents,
