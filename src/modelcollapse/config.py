@@ -220,13 +220,12 @@ def _validate_run(
     if regime not in NEEDS_REAL_FRACTION:
         settings["real_fraction"] = None  # irrelevant; keep it out of the artifacts' identity
     needed = n
-    if "pool_size" not in src:  # real data: the corpus fixes the pool; checked when prepared
-        needed = 0
-    elif regime == "mix":
+    if regime == "mix":
         needed = max(n, real_row_count(n, rf))
     elif regime == "fresh":
         needed = n + (gens - 1) * real_row_count(n, rf)
-    if needed > src["pool_size"]:
+    # Real data: the corpus fixes the pool, checked when the rows are composed.
+    if "pool_size" in src and needed > src["pool_size"]:
         raise ConfigError(
             f"{source}: {where}: needs {needed} human rows but human.{settings['human']}."
             f"pool_size is {src['pool_size']} (regime {regime!r}, samples_per_generation {n}, "
