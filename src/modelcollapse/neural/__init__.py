@@ -1,0 +1,1 @@
+"""Building blocks of the neural families: models, corpora, tokenizers, torch helpers."""
