@@ -130,8 +130,7 @@ class Model(Estimator):
         "threads",
         "random_state",
         "init_seed",
-        "progress",
-    )
+    )  # ``progress`` (tqdm bars) is display only: not a parameter, not in checkpoints
 
     def __init__(
         self,
@@ -192,6 +191,8 @@ class Model(Estimator):
         return tuple(int(v) for v in self.image_shape)
 
     def fit(self, data: pd.DataFrame) -> Self:
+        """Train a fresh VAE, initialised from ``init_seed`` (else ``random_state``),
+        on the ``pixels`` column; ``random_state`` orders minibatches and draws noise."""
         x = _to_tensor(pixels(data), self._shape())
         order_seq, noise_seq = np.random.SeedSequence(self.random_state).spawn(2)
         noise_seed = int(noise_seq.generate_state(1, np.uint64)[0])
