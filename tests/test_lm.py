@@ -333,10 +333,11 @@ def e2e_params() -> dict:
 
 @pytest.mark.slow
 def test_replace_collapses_and_real_data_slows_it(tmp_path):
-    """The paper's two settings through the real Snakemake, tiny size, sampling.
+    """The paper's two settings through the real Snakemake, tiny size, nucleus sampling.
 
-    Checked offline over seeds 1..4 (run seed; same source): replace climbs from
-    68-73 to 114-126 in three generations, mix ends 7-11% below it.
+    Checked offline over run seeds 1..4 (same source): replace climbs from 68-73 to
+    350-620 in three generations, mix ends at 130-150; the samples' perplexity under
+    generation 0 falls (48-53 to 28-35) as the tails are cut generation after generation.
     """
     from workflow_utils import make_workflow, snakemake
 
@@ -345,8 +346,10 @@ def test_replace_collapses_and_real_data_slows_it(tmp_path):
     replace = pd.read_csv(wf / "results/lm_replace/metrics.csv")["test_perplexity"].to_numpy()
     mix = pd.read_csv(wf / "results/lm_mix/metrics.csv")["test_perplexity"].to_numpy()
     assert replace[0] == pytest.approx(mix[0])  # generation 0 is the same model
-    assert (replace[1:] > replace[0]).all() and replace[-1] > 1.05 * replace[0]
-    assert mix[-1] < replace[-1]
+    assert (np.diff(replace) > 0).all() and replace[-1] > 2 * replace[0]
+    assert mix[-1] < 0.6 * replace[-1]
+    ref = pd.read_csv(wf / "results/lm_replace/metrics.csv")["ref_perplexity_median"].to_numpy()
+    assert ref[-1] < ref[0]
     samples = io.read_table(wf / "data/runs/lm_replace/gen_0003/samples.parquet")
     assert {"tokens", "ref_perplexity", "source", "model_md5"} <= set(samples.columns)
     assert (wf / "results/lm_replace/figures/snapshots_ref_perplexity.png").is_file()

@@ -95,7 +95,7 @@ class Model(Estimator):
         decoding: str = "sample",
         temperature: float = 1.0,
         top_k: int | None = None,
-        top_p: float | None = None,
+        top_p: float | None = 0.8,
         num_beams: int = 5,
         repetition_penalty: float = 1.0,
         max_new_tokens: int | None = None,
@@ -210,11 +210,11 @@ class Model(Estimator):
 
         self._check_fitted()
         if prompts is None or len(prompts) < n:
-            raise ValueError(f"lm sample: needs {n} prompt rows (prompts=), got "
-                             f"{0 if prompts is None else len(prompts)}")  # fmt: skip
+            got = 0 if prompts is None else len(prompts)
+            raise ValueError(f"lm sample: needs {n} prompt rows (prompts=), got {got}")
         new = int(self.max_new_tokens or self.block_len)
-        per_batch = max(1, int(self.generation_batch_size) // (
-            int(self.num_beams) if self.decoding == "beam" else 1))  # fmt: skip
+        beams = int(self.num_beams) if self.decoding == "beam" else 1
+        per_batch = max(1, int(self.generation_batch_size) // beams)
         matrix = rows_matrix(prompts["tokens"].iloc[:n])
         if (matrix < 0).any():
             raise ValueError("lm sample: prompts must have equal lengths")
