@@ -14,9 +14,40 @@ from workflow_utils import ROOT, TINY_PARAMS, dvc, make_workflow, run, snakemake
 
 pytestmark = pytest.mark.slow
 
+# The neural families ride along at their smallest: their checkpoints and samples
+# must survive repro -> push -> pull byte for byte like the statistical ones.
+NEURAL_HUMAN = {
+    "plays": {
+        "family": "lm",
+        "seed": 0,
+        "data": {"vocab_size": 300, "max_train_blocks": 200, "max_test_blocks": 50},
+    },
+    "digits": {"family": "vae", "seed": 0, "data": {"per_class": 30}},
+}
+NEURAL_RUNS = {
+    "lm_mix": {
+        "family": "lm",
+        "human": "plays",
+        "regime": "mix",
+        "real_fraction": 0.1,
+        "generations": 2,
+        "options": {"size": "tiny", "steps": 10, "batch_size": 8, "threads": 1},
+    },
+    "vae_replace": {
+        "family": "vae",
+        "human": "digits",
+        "generations": 2,
+        "samples_per_generation": 100,
+        "options": {"size": "tiny", "epochs": 1, "batch_size": 32, "threads": 1},
+    },
+}
 PARAMS = {
     **TINY_PARAMS,
-    "runs": {k: TINY_PARAMS["runs"][k] for k in ("g_replace", "g_acc", "cat")},
+    "human": {**TINY_PARAMS["human"], **NEURAL_HUMAN},
+    "runs": {
+        **{k: TINY_PARAMS["runs"][k] for k in ("g_replace", "g_acc", "cat")},
+        **NEURAL_RUNS,
+    },
     "report": {"compare": {"gauss": ["g_replace", "g_acc"]}},
 }
 OUTPUT_DIRS = ("data", "results", "reports")

@@ -224,6 +224,17 @@ def test_y_axis_goes_log_only_for_positive_values_spanning_orders_of_magnitude()
     plt.close(fig)
 
 
+def test_a_family_can_ask_for_a_log_axis_for_its_metrics():
+    from modelcollapse.report import log_metrics
+
+    assert "test_perplexity" in log_metrics("lm") and log_metrics("gaussian") == ()
+    for lines, scale in (([np.array([120.0, 300.0])], "log"), ([np.array([0.0, 3.0])], "linear")):
+        fig, ax = plt.subplots()
+        fit_y_axis(ax, lines, log=True)  # a perplexity spanning less than LOG_SPAN; a zero
+        assert ax.get_yscale() == scale
+        plt.close(fig)
+
+
 def _cell(value: float) -> str:
     return "nan" if not math.isfinite(value) else format(value, ".4g")
 

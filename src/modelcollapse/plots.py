@@ -165,18 +165,23 @@ def use_log_scale(*series: Any) -> bool:
 
 
 def fit_y_axis(
-    ax: Axes, lines: Sequence[Any], inner: Sequence[Any] = (), outer: Sequence[Any] = ()
+    ax: Axes,
+    lines: Sequence[Any],
+    inner: Sequence[Any] = (),
+    outer: Sequence[Any] = (),
+    log: bool = False,
 ) -> float:
     """Scale and limits of a metric's axis; returns the floor to clip bands at.
 
-    Log when the lines are positive and span ``LOG_SPAN``. Limits follow the lines
+    Log when ``log`` (and the lines are positive) or the lines are positive and
+    span ``LOG_SPAN``. Limits follow the lines
     and the ``inner`` bands; ``outer`` bands (a std) widen them by at most half the
     span. A metric whose lines are non-negative keeps its bands at or above 0.
     """
     core = _finite(lines)
     if core.size == 0:
         return -np.inf
-    if use_log_scale(*lines):
+    if use_log_scale(*lines) or (log and core.min() > 0):
         ax.set_yscale("log")
         ax.set_ylim(core.min() / 2, core.max() * 2)
         return float(core.min() / 20)
@@ -212,6 +217,7 @@ def metric_figure(
     chain: pd.DataFrame,
     ensemble: pd.DataFrame | None,
     theory: Mapping[str, np.ndarray],
+    log: bool = False,
 ) -> Figure:
     """Metric vs generation: single chain, ensemble mean/bands/median, theory."""
     fig, ax = plt.subplots(figsize=(7.0, 4.8), layout="constrained")
@@ -242,9 +248,9 @@ def metric_figure(
             lines.append((np.arange(len(values), dtype=float), values, style))
     central = [values for _, values, _ in lines]
     if std_band is None or se_band is None:
-        floor = fit_y_axis(ax, central)
+        floor = fit_y_axis(ax, central, log=log)
     else:
-        floor = fit_y_axis(ax, central, inner=[se_band], outer=[std_band])
+        floor = fit_y_axis(ax, central, inner=[se_band], outer=[std_band], log=log)
     if std_band is not None and se_band is not None:
         for (lower, upper), label, alpha in (
             (std_band, "ensemble mean ± 1 std", 0.12),
@@ -301,9 +307,9 @@ def plot_run(run: str, settings: dict[str, Any], root: str | Path = ".") -> list
         written: list[str] = []
         for metric in metric_names(metrics, ensemble):
             name = f"metric_{safe_name(metric)}.png"
-            fig = metric_figure(
-                run, settings, metric, metrics, ensemble_metric(ensemble, metric), theory
-            )
+            part = ensemble_metric(ensemble, metric)
+            log_axis = metric in getattr(fam, "LOG_METRICS", ())
+            fig = metric_figure(run, settings, metric, metrics, part, theory, log=log_axis)
             save_png(fig, tmp / name)
             written.append(name)
         title = functools.partial(_title, run, settings)

@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from modelcollapse.families import get_family
 from modelcollapse.paths import REPORT_DIR, RESULTS_DIR
 from modelcollapse.plots import (
     FIGURES,
@@ -43,6 +44,8 @@ KEY_METRICS: dict[str, tuple[str, ...]] = {
     "gmm": ("l2_density", "test_nll"),
     "categorical": ("gini_impurity", "support_size"),
     "linear_regression": ("excess_risk",),
+    "lm": ("test_perplexity", "ref_perplexity_median", "distinct_2"),
+    "vae": ("latent_std", "test_neg_elbo", "recall"),
 }
 BOOKKEEPING = ("generation", "train_rows", "train_human_fraction")
 
@@ -74,6 +77,11 @@ def key_metrics(family: str, metrics: pd.DataFrame) -> tuple[str, ...]:
     if family in KEY_METRICS:
         return KEY_METRICS[family]
     return tuple(c for c in metrics.columns if c not in BOOKKEEPING)[:2]
+
+
+def log_metrics(family: str) -> tuple[str, ...]:
+    """The metrics a family draws on a log axis (``LOG_METRICS``; none by default)."""
+    return tuple(getattr(get_family(family), "LOG_METRICS", ()))
 
 
 def _fmt(value: float | None) -> str:
@@ -129,12 +137,15 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
     fig, axes = plt.subplots(1, panels, figsize=size, layout="constrained", squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     handles: dict[str, Any] = {}
+    ensembles = False
     for ax, metric in zip(axes[0], metrics, strict=False):
         curves = [(i, r, r.curve(metric)) for i, r in enumerate(results)]
         curves = [(i, r, c) for i, r, c in curves if c is not None]
+        ensembles |= any(c[2] is not None for _, _, c in curves)
         central = [c[1] for _, _, c in curves]
         bands = [(c[1] - 2 * c[2], c[1] + 2 * c[2]) for _, _, c in curves if c[2] is not None]
-        floor = fit_y_axis(ax, central, bands)
+        log_axis = any(metric in log_metrics(r.settings["family"]) for _, r, _ in curves)
+        floor = fit_y_axis(ax, central, bands, log=log_axis)
         for i, r, (g, values, se) in curves:
             color = colors[i % len(colors)]
             if se is None:
@@ -153,7 +164,8 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
         ax.set_ylabel(metric)
     if handles:
         fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=3)
-    fig.suptitle(f"{title}\nsolid: ensemble mean ± 2 s.e. over K chains; dashed: the single chain")
+    how = "solid: ensemble mean ± 2 s.e. over K chains; dashed: the single chain"
+    fig.suptitle(f"{title}\n{how}" if ensembles else f"{title}\none chain per run")
     return fig
 
 

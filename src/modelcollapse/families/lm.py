@@ -42,6 +42,8 @@ NEEDS_PROMPTS = True
 NEEDS_REFERENCE = True
 
 RARE_MASS = 0.1  # rare tokens: the rarest ones making up 10% of human training tokens
+LOG_METRICS = ("test_perplexity", "ref_perplexity_mean", "ref_perplexity_median",
+               "ref_perplexity_p95")  # fmt: skip
 REPETITION_N = 4  # repetition_rate counts repeated 4-grams within a row
 SIZES = {  # n_layer, n_head, n_embd
     "tiny": (2, 2, 64),
