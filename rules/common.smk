@@ -2,12 +2,13 @@
 # validates params.yaml (run, key and value named on error) before any job starts.
 import os
 
-from modelcollapse.config import ConfigError, validate as validate_params
+from modelcollapse.config import ConfigError, check_prepared_pools, validate as validate_params
 from modelcollapse.families import get_family
 from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file
 
 try:
     PARAMS = validate_params(config, source="params.yaml (with --config overrides)")
+    check_prepared_pools(PARAMS)  # runs on real data whose source is already prepared
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 

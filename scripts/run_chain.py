@@ -8,7 +8,7 @@ import argparse
 
 from tqdm import tqdm
 
-from modelcollapse.config import load_params
+from modelcollapse.config import check_prepared_pools, load_params
 from modelcollapse.logs import setup_logging
 from modelcollapse.pipeline import collect_metrics, run_ensemble, run_generation
 from modelcollapse.plots import plot_run
@@ -22,6 +22,7 @@ def main() -> None:
     setup_logging(f"logs/{args.run}/run_chain.log")
     params = load_params(args.params)
     settings = params.run(args.run)
+    check_prepared_pools(params, runs=[args.run])  # before any generation is trained
     gen_settings = params.generation_settings(args.run)
     for g in tqdm(range(settings["generations"]), desc=args.run, unit="gen"):
         run_generation(args.run, g, gen_settings)

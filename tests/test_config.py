@@ -119,3 +119,37 @@ def test_missing_or_malformed_file_is_named(tmp_path):
     partial.write_text(yaml.safe_dump({"human": BASE["human"]}))
     with pytest.raises(ConfigError, match="'runs' is a required property"):
         load_params(partial)
+
+
+def test_runs_on_real_data_are_checked_against_their_prepared_pool(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from modelcollapse import io
+    from modelcollapse.config import check_prepared_pools
+
+    raw = {
+        "defaults": {"samples_per_generation": 40},
+        "report": {},
+        "human": {"digits": {"family": "vae", "data": {"per_class": 10}}},
+        "runs": {
+            "fits": {"family": "vae", "human": "digits", "generations": 9},
+            "fresh": {
+                "family": "vae",
+                "human": "digits",
+                "generations": 4,
+                "regime": "fresh",
+                "real_fraction": 0.5,
+            },
+        },
+    }
+    params = validate(raw)  # the pool size is unknown until the source is prepared
+    check_prepared_pools(params, tmp_path)  # not prepared: nothing to check against
+    pool = tmp_path / "data/human/digits/pool.parquet"
+    io.write_table(pool, pd.DataFrame({"pixels": [np.zeros(4, np.float32)] * 80}))
+    check_prepared_pools(params, tmp_path, runs=["fits"])  # 40 of 80 rows
+    with pytest.raises(ConfigError) as info:
+        check_prepared_pools(params, tmp_path)
+    message = str(info.value)
+    for fragment in ("runs.fresh", "needs 100 human rows", "prepared pool of human.digits is 80"):
+        assert fragment in message, message

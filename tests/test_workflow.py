@@ -2,11 +2,12 @@
 
 import json
 import shutil
+import sys
 
 import pandas as pd
 import pytest
 import yaml
-from workflow_utils import TINY_PARAMS, make_workflow, snakemake, tree_md5s
+from workflow_utils import TINY_PARAMS, make_workflow, run, snakemake, tree_md5s
 
 from modelcollapse.io import file_md5
 
@@ -81,6 +82,38 @@ def test_bad_params_fail_before_any_job_naming_run_and_key(tmp_path):
     assert out.returncode != 0
     assert "runs.g_mix.real_fraction" in out.stdout + out.stderr
     assert not (wf / "data").exists(), "no job may start on invalid params"
+
+
+def test_a_run_too_big_for_its_real_data_stops_before_training(tmp_path):
+    """A real corpus fixes its pool size only when prepared: generation 0 checks the
+    whole run before training; later invocations stop before any job."""
+    params = {
+        "defaults": {"seed": 0},
+        "human": {"digits": {"family": "vae", "seed": 0, "data": {"per_class": 10}}},
+        "runs": {
+            "vae_fresh": {
+                "family": "vae",
+                "human": "digits",
+                "regime": "fresh",
+                "real_fraction": 0.5,
+                "samples_per_generation": 60,
+                "generations": 4,
+                "options": {"size": "tiny", "epochs": 1, "threads": 1},
+            }
+        },
+        "report": {},
+    }
+    wf = make_workflow(tmp_path / "fresh", params)
+    expected = "runs.vae_fresh: needs 150 human rows but the prepared pool of human.digits is 80"
+    out = snakemake(wf, "--cores", "1", check=False)
+    log = (wf / "logs/vae_fresh/gen_0000.log").read_text()
+    assert out.returncode != 0 and expected in log, log
+    assert (wf / "data/human/digits/pool.parquet").is_file()  # kept: nothing computed is lost
+    assert not (wf / "data/runs/vae_fresh/gen_0000/model.safetensors").exists()
+    out = snakemake(wf, "--cores", "1", "-n", check=False)
+    assert out.returncode != 0 and expected in out.stdout + out.stderr
+    out = run([sys.executable, "-m", "modelcollapse", "validate"], wf, check=False)
+    assert out.returncode == 2 and expected in out.stderr
 
 
 def test_corrupt_artifact_error_names_the_file(tmp_path):

@@ -7,7 +7,7 @@ problem is (``runs.<id>.<key>``), so a bad value costs seconds, not a run.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -206,11 +206,7 @@ def _validate_run(
     _check(settings.get("options") or {}, options_schema, f"{where}.options", source)
     settings["options"] = _with_schema_defaults(settings.get("options") or {}, options_schema)
 
-    regime, n, gens = (
-        settings["regime"],
-        settings["samples_per_generation"],
-        settings["generations"],
-    )
+    regime, gens = settings["regime"], settings["generations"]
     rf = settings.get("real_fraction")
     if regime in NEEDS_REAL_FRACTION and rf is None:
         raise ConfigError(
@@ -219,18 +215,10 @@ def _validate_run(
         )
     if regime not in NEEDS_REAL_FRACTION:
         settings["real_fraction"] = None  # irrelevant; keep it out of the artifacts' identity
-    needed = n
-    if regime == "mix":
-        needed = max(n, real_row_count(n, rf))
-    elif regime == "fresh":
-        needed = n + (gens - 1) * real_row_count(n, rf)
-    # Real data: the corpus fixes the pool, checked when the rows are composed.
-    if "pool_size" in src and needed > src["pool_size"]:
-        raise ConfigError(
-            f"{source}: {where}: needs {needed} human rows but human.{settings['human']}."
-            f"pool_size is {src['pool_size']} (regime {regime!r}, samples_per_generation {n}, "
-            f"generations {gens})"
-        )
+    # Real data: the corpus fixes the pool once prepared (check_prepared_pools).
+    if "pool_size" in src:
+        what = f"human.{settings['human']}.pool_size"
+        _check_pool(run_id, settings, src["pool_size"], what, source)
     plot_gens = settings.get("plot_generations")
     if plot_gens is not None:
         bad = [g for g in plot_gens if g >= gens]
@@ -241,6 +229,52 @@ def _validate_run(
     else:
         settings["plot_generations"] = default_plot_generations(gens)
     return settings
+
+
+def human_rows_needed(settings: Mapping[str, Any]) -> int:
+    """Human pool rows a run uses over all its generations: the first N (generation
+    0), and for ``fresh`` real_fraction x N unused rows per later generation."""
+    n, regime, rf = (
+        settings["samples_per_generation"],
+        settings["regime"],
+        settings["real_fraction"],
+    )
+    if regime == "mix":
+        return max(n, real_row_count(n, rf))
+    if regime == "fresh":
+        return n + (settings["generations"] - 1) * real_row_count(n, rf)
+    return n
+
+
+def _check_pool(
+    run_id: str, settings: Mapping[str, Any], pool_rows: int, what: str, source: str
+) -> None:
+    needed = human_rows_needed(settings)
+    if needed > pool_rows:
+        raise ConfigError(
+            f"{source}: runs.{run_id}: needs {needed} human rows but {what} is {pool_rows} "
+            f"(regime {settings['regime']!r}, samples_per_generation "
+            f"{settings['samples_per_generation']}, generations {settings['generations']}); "
+            "lower samples_per_generation, real_fraction or generations"
+        )
+
+
+def check_prepared_pools(
+    params: Params, root: str | Path = ".", runs: Iterable[str] | None = None
+) -> None:
+    """Check runs on real data (whose pool size the corpus fixes) against their prepared
+    pools, ``data/human/<id>/pool.parquet``; sources not prepared yet are skipped."""
+    from modelcollapse.manifest import row_count
+    from modelcollapse.paths import human_file
+
+    for run_id in params.runs if runs is None else runs:
+        settings = params.run(run_id)
+        human = settings["human"]
+        pool = human_file(human, "pool.parquet", root)
+        if "pool_size" in params.human[human] or not pool.exists():
+            continue
+        what = f"the prepared pool of human.{human}"
+        _check_pool(run_id, settings, row_count(pool), what, str(pool))
 
 
 def default_plot_generations(generations: int) -> list[int]:

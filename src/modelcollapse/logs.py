@@ -7,7 +7,18 @@ import sys
 from pathlib import Path
 
 
+def _log_uncaught(exc_type, exc, tb) -> None:
+    """An entry point's uncaught error goes to its job log too, not only to stderr."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    logging.getLogger("modelcollapse").critical(
+        "%s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb)
+    )
+
+
 def setup_logging(log_file: str | Path | None = None, level: int = logging.INFO) -> None:
+    """Log to stderr and ``log_file``; uncaught errors are logged to both as well."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -19,3 +30,4 @@ def setup_logging(log_file: str | Path | None = None, level: int = logging.INFO)
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught

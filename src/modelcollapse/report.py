@@ -54,8 +54,10 @@ INTRO = """\
 
 Each run trains a model on data, samples a synthetic data set from it, trains the
 next generation on a training set composed by the run's *regime*, and so on
-(Shumailov et al. 2023, *The Curse of Recursion*). Every metric compares the model
-of a generation with the known true distribution of the human data.
+(Shumailov et al. 2023, *The Curse of Recursion*). Every metric compares a
+generation's model or samples with the human data: with their known true
+distribution for the statistical families, with held-out human test data (and the
+generation-0 model) for the neural families on real text and digits.
 
 | regime | generation n trains on |
 |---|---|
