@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from modelcollapse.config import ConfigError, check_prepared_pools, load_params
 from modelcollapse.io import ArtifactError
@@ -15,7 +14,7 @@ from modelcollapse.io import ArtifactError
 
 def _validate(args: argparse.Namespace) -> int:
     params = load_params(args.params)
-    check_prepared_pools(params, root=Path(args.params).parent)
+    check_prepared_pools(params)  # data/ lives under the workflow root, the working directory
     for run_id, s in params.runs.items():
         rf = f", real_fraction {s['real_fraction']}" if s["real_fraction"] is not None else ""
         print(
