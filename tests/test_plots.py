@@ -225,7 +225,7 @@ def test_y_axis_goes_log_only_for_positive_values_spanning_orders_of_magnitude()
 
 
 def test_a_family_can_ask_for_a_log_axis_for_its_metrics():
-    from modelcollapse.report import log_metrics
+    from modelcollapse.plots import log_metrics
 
     assert "test_perplexity" in log_metrics("lm") and log_metrics("gaussian") == ()
     for lines, scale in (([np.array([120.0, 300.0])], "log"), ([np.array([0.0, 3.0])], "linear")):

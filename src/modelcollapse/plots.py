@@ -164,6 +164,11 @@ def use_log_scale(*series: Any) -> bool:
     return bool(flat.size and flat.min() > 0 and flat.max() / flat.min() >= LOG_SPAN)
 
 
+def log_metrics(family: str) -> tuple[str, ...]:
+    """The metrics a family draws on a log axis (``LOG_METRICS``; none by default)."""
+    return tuple(getattr(get_family(family), "LOG_METRICS", ()))
+
+
 def fit_y_axis(
     ax: Axes,
     lines: Sequence[Any],
@@ -308,7 +313,7 @@ def plot_run(run: str, settings: dict[str, Any], root: str | Path = ".") -> list
         for metric in metric_names(metrics, ensemble):
             name = f"metric_{safe_name(metric)}.png"
             part = ensemble_metric(ensemble, metric)
-            log_axis = metric in getattr(fam, "LOG_METRICS", ())
+            log_axis = metric in log_metrics(settings["family"])
             fig = metric_figure(run, settings, metric, metrics, part, theory, log=log_axis)
             save_png(fig, tmp / name)
             written.append(name)

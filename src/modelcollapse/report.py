@@ -21,7 +21,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from modelcollapse.families import get_family
 from modelcollapse.paths import REPORT_DIR, RESULTS_DIR
 from modelcollapse.plots import (
     FIGURES,
@@ -29,6 +28,7 @@ from modelcollapse.plots import (
     ensemble_metric,
     figure_style,
     fit_y_axis,
+    log_metrics,
     read_ensemble,
     read_metrics,
     run_label,
@@ -79,11 +79,6 @@ def key_metrics(family: str, metrics: pd.DataFrame) -> tuple[str, ...]:
     if family in KEY_METRICS:
         return KEY_METRICS[family]
     return tuple(c for c in metrics.columns if c not in BOOKKEEPING)[:2]
-
-
-def log_metrics(family: str) -> tuple[str, ...]:
-    """The metrics a family draws on a log axis (``LOG_METRICS``; none by default)."""
-    return tuple(getattr(get_family(family), "LOG_METRICS", ()))
 
 
 def _fmt(value: float | None) -> str:
