@@ -233,16 +233,11 @@ def _validate_run(
 
 def human_rows_needed(settings: Mapping[str, Any]) -> int:
     """Human pool rows a run uses over all its generations: the first N (generation
-    0), and for ``fresh`` real_fraction x N unused rows per later generation."""
-    n, regime, rf = (
-        settings["samples_per_generation"],
-        settings["regime"],
-        settings["real_fraction"],
-    )
-    if regime == "mix":
-        return max(n, real_row_count(n, rf))
-    if regime == "fresh":
-        return n + (settings["generations"] - 1) * real_row_count(n, rf)
+    0), and for ``fresh`` real_fraction x N unused rows per later generation. (``mix``
+    draws real_fraction x N <= N rows from anywhere in the pool: N rows suffice.)"""
+    n = settings["samples_per_generation"]
+    if settings["regime"] == "fresh":
+        return n + (settings["generations"] - 1) * real_row_count(n, settings["real_fraction"])
     return n
 
 
