@@ -1,9 +1,15 @@
 # The model-collapse workflow: every run in params.yaml, one job per generation step.
+# What reruns when: docs/architecture.md (the planner in modelcollapse.plan decides,
+# from the keys the outputs record; rules/common.smk explains how Snakemake is told).
+import os
 import sys
 
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+# The workflow runs the code of its own checkout (src/), whatever is installed.
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 # A generation depends on the one before it; thousands of generations make a DAG
 # deeper than Python's default recursion limit allows while Snakemake builds it.
@@ -27,3 +33,15 @@ rule all:
     input:
         all_targets(),
     default_target: True
+
+
+onstart:
+    take_workflow_lock()
+
+
+onsuccess:
+    record_in_dvc()
+
+
+onerror:
+    record_in_dvc()

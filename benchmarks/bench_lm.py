@@ -22,9 +22,10 @@ import torch
 
 from modelcollapse.config import validate
 from modelcollapse.families import lm
+from modelcollapse.human import prepare_human
 from modelcollapse.io import read_table
 from modelcollapse.neural.transformer import GPT
-from modelcollapse.pipeline import prepare_human, run_generation
+from modelcollapse.pipeline import run_generation
 
 
 def params(args: argparse.Namespace) -> dict:

@@ -26,9 +26,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from modelcollapse.config import validate
 from modelcollapse.families import get_family
+from modelcollapse.human import prepare_human
 from modelcollapse.neural import digits
 from modelcollapse.neural.vae_model import ConvVAE, negative_elbo
-from modelcollapse.pipeline import prepare_human, run_generation
+from modelcollapse.pipeline import run_generation
 
 vae = get_family("vae")
 

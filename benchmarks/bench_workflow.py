@@ -29,7 +29,8 @@ from workflow_utils import make_workflow  # noqa: E402
 
 from modelcollapse.config import validate  # noqa: E402
 from modelcollapse.families import get_family  # noqa: E402
-from modelcollapse.pipeline import prepare_human, run_generation  # noqa: E402
+from modelcollapse.human import prepare_human  # noqa: E402
+from modelcollapse.pipeline import run_generation  # noqa: E402
 
 
 def params_for(runs: dict) -> dict:

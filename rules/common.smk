@@ -1,13 +1,29 @@
-# Helpers shared by the rules. Settings come from modelcollapse.config, which
-# validates params.yaml (run, key and value named on error) before any job starts.
+# Helpers shared by the rules.
+#
+# What is up to date is decided by modelcollapse.plan from what the outputs record
+# (each step's key and the content it read), never from modification times: after a
+# `git clone` and `dvc pull` files have arbitrary mtimes. Inputs are therefore declared
+# `ancient` (Snakemake compares no mtimes) for every step the planner finds up to date.
+# A step it finds out of date gets one more input, a flag file written now (newer than
+# its outputs), which makes Snakemake rerun it, and plain inputs, through which a
+# rebuilt upstream step reaches it. The planner marks everything downstream of an
+# out-of-date step as well, so one invocation rebuilds all of it.
+# See docs/architecture.md, "What reruns when".
 import os
+import sys
+import time
+from pathlib import Path
 
 from modelcollapse.config import ConfigError, check_prepared_pools, validate as validate_params
-from modelcollapse.families import get_family
-from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file
+from modelcollapse.dvcsync import WorkflowLock, WorkflowLocked, commit_to_dvc, is_dvc_repo
+from modelcollapse.keys import Keys
+from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, job_of_path
+from modelcollapse.plan import Planner, describe
+from modelcollapse.stamps import stamp_path
 
+SETTINGS_SOURCE = "params.yaml (with --config overrides)"
 try:
-    PARAMS = validate_params(config, source="params.yaml (with --config overrides)")
+    PARAMS = validate_params(config, source=SETTINGS_SOURCE)
     check_prepared_pools(PARAMS)  # runs on real data whose source is already prepared
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
@@ -22,8 +38,64 @@ wildcard_constraints:
 
 
 CONDA_ENV = "../environment.yml"
-# The git-tracked lineage ledger: one record per generation (modelcollapse.lineage).
-LEDGER_RECORD = "lineage/{run}/gen_{gen}.json"
+# Flags that mark a step for rebuild (scratch space; removed once it is up to date).
+REBUILD_FLAG = ".modelcollapse/rebuild/{job}"
+RULE_STEPS = {
+    "prepare_human": "human",
+    "generation": "generation",
+    "collect_metrics": "metrics",
+    "ensemble": "ensemble",
+    "plots": "figures",
+    "report": "report",
+}
+
+
+def _forced_by_user():
+    """Steps named by --forcerun (rules or files): rebuilt with all they feed."""
+    items = set(getattr(getattr(workflow, "dag_settings", None), "forcerun", None) or ())
+    steps = {RULE_STEPS[i] for i in items if i in RULE_STEPS}
+    jobs = {job_of_path(i) for i in items if i not in RULE_STEPS} - {None}
+
+    def forced(step, name, generation):
+        return step in steps or (step, name, generation) in jobs
+
+    return forced
+
+
+KEYS = Keys(PARAMS)
+PLANNER = Planner(PARAMS, keys=KEYS, forced=_forced_by_user())
+if workflow.is_main_process:
+    # Say what is out of date and why (steps never built are not listed).
+    _OUT_OF_DATE = [(label, status) for label, status in PLANNER.out_of_date()
+                    if status.rebuild_in_place]
+    if _OUT_OF_DATE:
+        _LINES = describe(_OUT_OF_DATE)
+        print(
+            f"modelcollapse: {len(_OUT_OF_DATE)} step(s) out of date, rebuilt where this "
+            f"invocation's targets need them:\n{_LINES}",
+            file=sys.stderr,
+        )
+
+
+def edges(status, paths):
+    """A step's inputs: ancient while it is up to date (no mtime can rerun it), plain
+    when it is not (a rebuilt input then reruns it in the same invocation)."""
+    if isinstance(paths, (str, os.PathLike)):
+        return ancient(str(paths)) if status.fresh else str(paths)
+    return [ancient(str(p)) if status.fresh else str(p) for p in paths]
+
+
+def rebuild_flag(status, job):
+    """The flag input that makes Snakemake rerun a step that is out of date while its
+    outputs are in place: written now, it is newer than they are, and its content is
+    new each time (Snakemake ignores a newer input whose checksum it has seen)."""
+    flag = Path(REBUILD_FLAG.format(job=job))
+    if not status.rebuild_in_place:
+        flag.unlink(missing_ok=True)
+        return []
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.write_text(f"{status.state}: {status.reason}\n{time.time_ns()}\n", encoding="utf-8")
+    return [str(flag)]
 
 
 def gen_path(name):
@@ -49,12 +121,12 @@ def all_targets():
     return human + [t for run in RUNS for t in run_outputs(run)] + [REPORT_DIR]
 
 
-def human_inputs(run):
-    return {"human": ancient(HUMAN_DIR.format(source=PARAMS.run(run)["human"]))}
+def human_dir_of(run):
+    return HUMAN_DIR.format(source=PARAMS.run(run)["human"])
 
 
-def family_of(run):
-    return get_family(PARAMS.run(run)["family"])
+def human_inputs(wildcards):
+    return {"rebuild": rebuild_flag(PLANNER.human(wildcards.source), f"human/{wildcards.source}")}
 
 
 def job_threads(wildcards):
@@ -67,45 +139,118 @@ def job_mem_mb(wildcards):
 
 
 def generation_inputs(wildcards):
-    """Generation g needs the human source and generation g - 1.
-
-    Inputs are `ancient`: artifacts are deterministic in their settings, so only a
-    missing file, changed params/code or a rebuilt ancestor triggers a rerun, never
-    mtimes (which `dvc pull` and `git clone` reset in arbitrary order).
-    """
-    inputs = human_inputs(wildcards.run)
-    g = gen_index(wildcards)
+    """Everything generation g reads: the human source and every earlier generation's
+    files it reads (g - 1; every earlier one for the accumulate regimes; generation 0's
+    model for a family that scores against it)."""
+    run, g = wildcards.run, gen_index(wildcards)
+    settings = PARAMS.run(run)
+    status = PLANNER.generation(run, g)
+    inputs = {"human": edges(status, human_dir_of(run))}
     if g > 0:
-        inputs["prev_train"] = ancient(str(gen_file(wildcards.run, g - 1, "train.json")))
-        inputs["prev_samples"] = ancient(str(gen_file(wildcards.run, g - 1, "samples.parquet")))
-        inputs["prev_record"] = ancient(ledger_record(wildcards.run, g - 1))
-        if getattr(family_of(wildcards.run), "NEEDS_REFERENCE", False):
-            inputs["reference"] = ancient(str(gen_file(wildcards.run, 0, "model.safetensors")))
+        reads = range(g) if settings["regime"] in ("accumulate", "accumulate_subsample") else [g - 1]
+        inputs["samples"] = edges(status, [gen_file(run, j, "samples.parquet") for j in reads])
+        inputs["train"] = edges(status, [gen_file(run, j, "train.json") for j in reads])
+        if getattr(family_of(run), "NEEDS_REFERENCE", False):
+            inputs["reference"] = edges(status, gen_file(run, 0, "model.safetensors"))
+    inputs["rebuild"] = rebuild_flag(status, f"generation/{run}/{g:04d}")
     return inputs
 
 
-def ledger_record(run, generation):
-    return LEDGER_RECORD.format(run=run, gen=f"{generation:04d}")
+def family_of(run):
+    from modelcollapse.families import get_family
+
+    return get_family(PARAMS.run(run)["family"])
 
 
-def all_ledger_records():
-    return [ancient(ledger_record(run, g)) for run in RUNS
-            for g in range(PARAMS.run(run)["generations"])]
+def step_inputs(step, run, **paths):
+    """A stamped step's inputs (``edges``) and its rebuild flag."""
+    status = PLANNER.step(step, run)
+    inputs = {name: edges(status, p) for name, p in paths.items()}
+    inputs["rebuild"] = rebuild_flag(status, f"{step}/{run}" if run else step)
+    return inputs
 
 
-def generation_files(run, name, generations=None):
-    count = PARAMS.run(run)["generations"] if generations is None else generations
-    return [ancient(str(gen_file(run, g, name))) for g in range(count)]
+def metrics_inputs(wildcards):
+    run = wildcards.run
+    gens = range(PARAMS.run(run)["generations"])
+    return step_inputs("metrics", run, metrics=[gen_file(run, g, "metrics.json") for g in gens])
+
+
+def ensemble_inputs(wildcards):
+    return step_inputs("ensemble", wildcards.run, human=human_dir_of(wildcards.run))
 
 
 def plot_inputs(wildcards):
-    settings = PARAMS.run(wildcards.run)
-    out = RESULTS_DIR.format(run=wildcards.run)
-    return {
-        "metrics": ancient(f"{out}/metrics.csv"),
-        "ensemble": ancient(f"{out}/ensemble.csv"),
-        "snapshots": [ancient(str(gen_file(wildcards.run, g, name)))
-                      for g in settings["plot_generations"]
-                      for name in ("model.safetensors", "samples.parquet")],
-        **human_inputs(wildcards.run),
-    }
+    run = wildcards.run
+    out = RESULTS_DIR.format(run=run)
+    snapshots = [gen_file(run, g, name) for g in PARAMS.run(run)["plot_generations"]
+                 for name in ("model.safetensors", "samples.parquet")]
+    return step_inputs(
+        "figures",
+        run,
+        metrics=f"{out}/metrics.csv",
+        ensemble=f"{out}/ensemble.csv",
+        snapshots=snapshots,
+        human=human_dir_of(run),
+    )
+
+
+def report_inputs(wildcards):
+    """The report reads every run's results and (through lineage.md) every ledger
+    record, which the generation jobs write before the metrics table is made."""
+    return step_inputs(
+        "report",
+        None,
+        metrics=expand(results_path("metrics.csv"), run=RUNS),
+        ensembles=expand(results_path("ensemble.csv"), run=RUNS),
+    )
+
+
+# -- Snakemake and DVC in one directory ---------------------------------------------
+
+LOCK = WorkflowLock()
+
+
+def take_workflow_lock():
+    """Hold DVC's repository lock while jobs run: `dvc repro` cannot start meanwhile."""
+    if is_dvc_repo():
+        try:
+            LOCK.acquire()
+        except WorkflowLocked as exc:
+            raise WorkflowError(str(exc)) from None
+
+
+def record_in_dvc():
+    """Commit what this run left complete and up to date to dvc.lock and the DVC cache,
+    so that `dvc status` is clean and `dvc push` sends it."""
+    if not LOCK.held:
+        return
+    LOCK.release()
+    try:
+        on_disk = validate_params(_read_params_yaml(), source="params.yaml")
+    except (ConfigError, OSError):
+        on_disk = None
+    if on_disk != PARAMS:
+        print(
+            "modelcollapse: dvc.lock not updated: this run's settings differ from params.yaml "
+            "(--config or --configfile), and DVC knows only params.yaml.",
+            file=sys.stderr,
+        )
+        return
+    committed, left = commit_to_dvc(PARAMS)
+    print(f"modelcollapse: dvc.lock: committed {len(committed)} stage(s)", file=sys.stderr)
+    if left:
+        shown = "; ".join(f"{stage} ({why})" for stage, why in list(left.items())[:5])
+        more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+        print(
+            f"modelcollapse: dvc.lock: {len(left)} stage(s) not up to date, not committed: "
+            f"{shown}{more}",
+            file=sys.stderr,
+        )
+
+
+def _read_params_yaml():
+    import yaml
+
+    with open("params.yaml", encoding="utf-8") as fh:
+        return yaml.safe_load(fh)

@@ -1,12 +1,11 @@
 rule collect_metrics:
-    """One row per generation, `generation` first."""
+    """One row per generation, `generation` first; summary.json is the last row."""
     input:
-        lambda wildcards: generation_files(wildcards.run, "metrics.json"),
+        unpack(metrics_inputs),
     output:
         metrics=results_path("metrics.csv"),
         summary=results_path("summary.json"),
-    params:
-        generations=lambda wildcards: PARAMS.run(wildcards.run)["generations"],
+        stamp=results_path(".metrics.build.json"),
     conda:
         CONDA_ENV
     log:
@@ -18,11 +17,10 @@ rule collect_metrics:
 rule ensemble:
     """K independent chains of the run's setting, vectorised in one job."""
     input:
-        human=lambda wildcards: human_inputs(wildcards.run)["human"],
+        unpack(ensemble_inputs),
     output:
-        results_path("ensemble.csv"),
-    params:
-        settings=lambda wildcards: PARAMS.run(wildcards.run),
+        ensemble=results_path("ensemble.csv"),
+        stamp=results_path(".ensemble.build.json"),
     conda:
         CONDA_ENV
     log:
@@ -33,12 +31,11 @@ rule ensemble:
 
 
 rule plots:
+    """Every metric against the generation, with theory and the ensemble band; snapshots."""
     input:
         unpack(plot_inputs),
     output:
         directory(results_path("figures")),
-    params:
-        settings=lambda wildcards: PARAMS.run(wildcards.run),
     conda:
         CONDA_ENV
     log:

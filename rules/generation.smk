@@ -1,5 +1,8 @@
 rule generation:
-    """Generation g of a run: compose its training set, train, sample, evaluate."""
+    """Generation g of a run: compose its training set, train, sample, evaluate, and
+    (last) write its ledger record lineage/{run}/gen_{gen}.json. The record is not a
+    declared output: Snakemake deletes a failed job's outputs, and a failed rebuild
+    must never delete a committed record."""
     input:
         unpack(generation_inputs),
     output:
@@ -8,9 +11,7 @@ rule generation:
         model_json=gen_path("model.json"),
         samples=gen_path("samples.parquet"),
         metrics=gen_path("metrics.json"),
-        lineage=LEDGER_RECORD,
     params:
-        settings=lambda wildcards: PARAMS.generation_settings(wildcards.run),
         generation=gen_index,
     conda:
         CONDA_ENV
@@ -21,3 +22,4 @@ rule generation:
         mem_mb=job_mem_mb,
     script:
         "../scripts/generation.py"
+

@@ -1,9 +1,9 @@
 rule prepare_human:
     """A human source's pool and test split (and what its family keeps beside them)."""
+    input:
+        unpack(human_inputs),
     output:
         directory(HUMAN_DIR),
-    params:
-        spec=lambda wildcards: PARAMS.human[wildcards.source],
     conda:
         CONDA_ENV
     log:

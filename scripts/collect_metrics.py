@@ -1,7 +1,10 @@
 """results/<run>/metrics.csv and summary.json (Snakemake rule `collect_metrics`)."""
 
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
+
+from modelcollapse.config import validate
+from modelcollapse.jobs import metrics_job
 from modelcollapse.logs import setup_logging
-from modelcollapse.pipeline import collect_metrics
 
 setup_logging(snakemake.log[0])
-collect_metrics(snakemake.wildcards.run, snakemake.params.generations)
+metrics_job(validate(snakemake.config), snakemake.wildcards.run)

@@ -1,7 +1,10 @@
 """results/<run>/ensemble.csv (Snakemake rule `ensemble`)."""
 
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
+
+from modelcollapse.config import validate
+from modelcollapse.jobs import ensemble_job
 from modelcollapse.logs import setup_logging
-from modelcollapse.pipeline import run_ensemble
 
 setup_logging(snakemake.log[0])
-run_ensemble(snakemake.wildcards.run, snakemake.params.settings)
+ensemble_job(validate(snakemake.config), snakemake.wildcards.run)

@@ -1,17 +1,10 @@
 """One generation step of one run (Snakemake rule `generation`)."""
 
-from modelcollapse.config import check_prepared_pools, validate
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
+
+from modelcollapse.config import validate
+from modelcollapse.jobs import generation_job
 from modelcollapse.logs import setup_logging
-from modelcollapse.pipeline import run_generation
 
 setup_logging(snakemake.log[0])
-if snakemake.params.generation == 0:
-    # A real-data source's pool size is known once prepared: check that the whole run
-    # fits it before training anything. (Read from the config, not `params:`, so that
-    # extending a run never reruns generation 0.)
-    check_prepared_pools(validate(snakemake.config), runs=[snakemake.wildcards.run])
-run_generation(
-    snakemake.wildcards.run,
-    snakemake.params.generation,
-    snakemake.params.settings,
-)
+generation_job(validate(snakemake.config), snakemake.wildcards.run, snakemake.params.generation)

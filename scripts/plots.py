@@ -1,7 +1,10 @@
 """results/<run>/figures/ (Snakemake rule `plots`)."""
 
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
+
+from modelcollapse.config import validate
+from modelcollapse.jobs import figures_job
 from modelcollapse.logs import setup_logging
-from modelcollapse.plots import plot_run
 
 setup_logging(snakemake.log[0])
-plot_run(snakemake.wildcards.run, snakemake.params.settings)
+figures_job(validate(snakemake.config), snakemake.wildcards.run)

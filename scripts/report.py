@@ -1,21 +1,10 @@
-"""reports/ (Snakemake rule `report`, DVC stage `report`)."""
+"""reports/: the report, the comparison figures and lineage.md (Snakemake rule `report`)."""
 
-import argparse
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 
-from modelcollapse.config import load_params
-from modelcollapse.lineage import write_lineage_summary
+from modelcollapse.config import validate
+from modelcollapse.jobs import report_job
 from modelcollapse.logs import setup_logging
-from modelcollapse.report import write_report
 
-if "snakemake" in globals():
-    setup_logging(snakemake.log[0])
-    write_report(snakemake.params.runs, snakemake.params.compare)
-    write_lineage_summary(snakemake.params.runs)  # after: write_report replaces reports/
-elif __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-    setup_logging()
-    params = load_params(args.params)
-    write_report(params.runs, params.report.get("compare", {}))
-    write_lineage_summary(params.runs)
+setup_logging(snakemake.log[0])
+report_job(validate(snakemake.config))

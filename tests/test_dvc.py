@@ -74,15 +74,32 @@ def repo(tmp_path_factory):
     return base, repo
 
 
-def test_repro_matches_snakemake_byte_for_byte(repo, tmp_path):
+def dvc_repo(path, params=PARAMS):
+    """A copy of the workflow as a git + DVC repository (no remote)."""
+    wf = make_workflow(path, params)
+    for name in (".gitignore", ".dvcignore"):
+        shutil.copy(ROOT / name, wf / name)
+    git(wf, "init", "-q", "-b", "main")
+    dvc(wf, "init", "-q")
+    dvc(wf, "config", "core.analytics", "false")
+    return wf
+
+
+def test_repro_matches_snakemake_byte_for_byte_and_in_dvc_lock(repo, tmp_path):
+    """Snakemake in a DVC repository builds the same bytes as `dvc repro` and records
+    them in dvc.lock as `dvc repro` does: `dvc status` is clean, no extra command."""
     _, origin = repo
-    wf = make_workflow(tmp_path / "smk", PARAMS)
-    snakemake(wf, "--cores", "2")
-    from_dvc = tree_md5s(origin, *OUTPUT_DIRS)
-    from_snakemake = tree_md5s(wf, *OUTPUT_DIRS)
+    wf = dvc_repo(tmp_path / "smk")
+    out = snakemake(wf, "--cores", "2")
+    assert "dvc.lock: committed" in out.stderr
+    from_dvc = tree_md5s(origin, *OUTPUT_DIRS, "lineage")
+    from_snakemake = tree_md5s(wf, *OUTPUT_DIRS, "lineage")
     assert from_dvc.keys() == from_snakemake.keys()
     different = [k for k in from_dvc if from_dvc[k] != from_snakemake[k]]
     assert not different, different
+    lock = yaml.safe_load((wf / "dvc.lock").read_text())
+    assert lock == yaml.safe_load((origin / "dvc.lock").read_text())
+    assert "Data and pipelines are up to date" in dvc(wf, "status").stdout
 
 
 def test_noop_repro_and_status(repo):
@@ -96,7 +113,7 @@ def test_noop_repro_and_status(repo):
 def test_lock_records_the_md5_of_each_stage_output(repo):
     _, origin = repo
     lock = yaml.safe_load((origin / "dvc.lock").read_text())
-    outs = {o["path"]: o for o in lock["stages"]["run@g_replace"]["outs"]}
+    outs = {o["path"]: o for o in lock["stages"]["chain@g_replace"]["outs"]}
     assert outs["data/runs/g_replace"]["md5"].endswith(".dir")
     assert outs["data/runs/g_replace"]["nfiles"] == 4 * 5
     summary = json.loads((origin / "results/g_replace/summary.json").read_text())

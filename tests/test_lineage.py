@@ -25,10 +25,11 @@ from prov.model import (
 )
 from workflow_utils import ROOT, TINY_PARAMS, dvc, make_workflow, run
 
-from modelcollapse import pipeline
+from modelcollapse import human, pipeline
 from modelcollapse.__main__ import main
 from modelcollapse.config import validate
 from modelcollapse.io import dumps_json, file_md5
+from modelcollapse.keys import Keys
 from modelcollapse.lineage import (
     LedgerError,
     code_version,
@@ -37,12 +38,12 @@ from modelcollapse.lineage import (
     diff,
     diff_text,
     export,
+    lineage_summary_text,
     load_record,
     record_generation,
     record_path,
     show,
     verify,
-    write_lineage_summary,
 )
 from modelcollapse.lineage.graph import build_graph, records_of, to_prov
 from modelcollapse.paths import GEN_FILES, HUMAN_FILES, gen_dir, gen_file, human_file
@@ -65,27 +66,24 @@ PARAMS = validate(RAW)
 TOTAL_GENS = sum(s["generations"] for s in PARAMS.runs.values())
 
 
-def generate(run_id: str, g: int, settings: dict, root: Path) -> dict:
-    """One generation step plus its ledger record.
+KEYS = Keys(PARAMS)
 
-    Until ``pipeline.run_generation`` records the generation itself, record it here;
-    once it does, this only reads the record it wrote.
-    """
+
+def generate(run_id: str, g: int, settings: dict, root: Path, key: str | None = None) -> dict:
+    """One generation step, which writes its ledger record; return the record."""
     record_path(run_id, g, root).unlink(missing_ok=True)
-    pipeline.run_generation(run_id, g, settings, root)
-    if not record_path(run_id, g, root).exists():
-        record_generation(run_id, g, settings, root)
+    pipeline.run_generation(run_id, g, settings, root, key=key)
     return load_record(run_id, g, root)
 
 
 def build_study(root: Path, params=PARAMS) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for source, spec in params.human.items():
-        pipeline.prepare_human(source, spec, root)
+        human.prepare_human(source, spec, root)
     for run_id, spec in params.runs.items():
         settings = params.generation_settings(run_id)
         for g in range(spec["generations"]):
-            generate(run_id, g, settings, root)
+            generate(run_id, g, settings, root, Keys(params).generation(run_id, g))
     return root
 
 
@@ -137,10 +135,11 @@ def test_record_holds_artifacts_parents_composition_and_versions(study):
     for name in HUMAN_FILES:
         assert rec["human_data"]["files"][name]["md5"] == file_md5(human_file("g1", name, study))
     prev = load_record("mix", 1, study)
-    assert rec["prev_record_hash"] == prev["record_hash"]
-    assert [(p["run"], p["generation"], p["record_hash"]) for p in rec["parents"]] == [
-        ("mix", 1, prev["record_hash"])
+    assert rec["prev_content_hash"] == prev["content_hash"]
+    assert [(p["run"], p["generation"], p["content_hash"]) for p in rec["parents"]] == [
+        ("mix", 1, prev["content_hash"])
     ]
+    assert rec["key"] == KEYS.generation("mix", 2)
     assert rec["parents"][0]["used"] == [
         {"path": "data/runs/mix/gen_0001/samples.parquet", "md5": prev_md5(prev, "samples")}
     ]
@@ -149,12 +148,13 @@ def test_record_holds_artifacts_parents_composition_and_versions(study):
     assert rec["composition"]["synthetic_rows"] == {"1": 27}
     assert rec["settings"] == PARAMS.generation_settings("mix")
     assert rec["seed"] == 7
-    assert rec["code"] == {"commit": "unknown", "dirty": None}  # tmp is not a git repo
+    # The code that ran is this package: its checkout's commit, not the study's root.
+    assert rec["code"] == code_version()
     assert rec["packages"]["numpy"] == np.__version__
     assert rec["packages"]["modelcollapse"] == "0.1.0"
     assert rec["content_hash"] == compute_content_hash(rec)
     assert rec["record_hash"] == compute_record_hash(rec)
-    assert load_record("mix", 0, study)["prev_record_hash"] is None
+    assert load_record("mix", 0, study)["prev_content_hash"] is None
     # Readable in a diff: two-space indent, sorted keys.
     assert record_path("mix", 2, study).read_text() == dumps_json(rec)
 
@@ -171,7 +171,8 @@ def test_accumulate_subsample_parents_are_every_generation_it_drew_from(study):
         assert [p["generation"] for p in rec["parents"]] == drawn
         assert len(drawn) >= 1
         for p in rec["parents"]:
-            assert p["record_hash"] == load_record("accsub", p["generation"], study)["record_hash"]
+            parent = load_record("accsub", p["generation"], study)
+            assert p["content_hash"] == parent["content_hash"]
 
 
 def test_human_share_matches_a_hand_computation_for_mix(study):
@@ -212,7 +213,7 @@ def test_human_share_for_replace_and_accumulate(study):
 def test_rerunning_a_generation_reproduces_its_content_hash(work, tmp_path):
     before = load_record("mix", 3, work)
     shutil.rmtree(gen_dir("mix", 3, work))
-    after = generate("mix", 3, PARAMS.generation_settings("mix"), work)
+    after = generate("mix", 3, PARAMS.generation_settings("mix"), work, KEYS.generation("mix", 3))
     assert after["content_hash"] == before["content_hash"]
     assert after["artifacts"] == before["artifacts"]
     # A study built elsewhere from scratch has the same content hashes throughout.
@@ -291,7 +292,7 @@ def test_editing_an_old_record_breaks_the_chain_at_that_record(work, capsys):
     fails = fail_lines(err)
     assert fails[0] == (
         "FAIL run mix generation 2: lineage/mix/gen_0002.json: hash chain broken at this "
-        "record: its record_hash does not match its contents (edited after it was written)"
+        "record: its content_hash does not match its content (edited after it was written)"
     )
     assert all("run mix generation 2:" in f for f in fails), fails
 
@@ -441,7 +442,7 @@ def test_diff_against_a_git_revision(work, capsys):
     # acc's last generation removed.
     changed = {**PARAMS.generation_settings("rep"), "seed": 8}
     generate("rep", 3, changed, work)
-    generate("mix", 7, PARAMS.generation_settings("mix"), work)
+    generate("mix", 7, PARAMS.generation_settings("mix"), work, KEYS.generation("mix", 7))
     record_path("acc", 3, work).unlink()
     rc, out, _ = cli(capsys, "diff", "HEAD", "--root", str(work))
     assert rc == 0
@@ -451,7 +452,8 @@ def test_diff_against_a_git_revision(work, capsys):
     assert "run accsub: unchanged (5 generations)" in lines
     assert "run mix: changed" in lines and "  added generations 7" in lines
     rep = next(line for line in lines if line.startswith("  generation 3: settings (seed)"))
-    assert "code (unknown -> " in rep and "data (" in rep and "samples.parquet" in rep
+    assert "data (" in rep and "samples.parquet" in rep
+    assert "code (" not in rep, "the same code ran: its fingerprint is unchanged"
     assert [d.status for d in diff("HEAD", ["accsub", "rep"], work)] == ["unchanged", "changed"]
     rc, _, _ = cli(capsys, "diff", "HEAD", "--exit-code", "--root", str(work))
     assert rc == 1
@@ -468,10 +470,8 @@ def test_diff_against_a_git_revision(work, capsys):
 def test_summary_has_one_deterministic_table_per_run(work):
     changed = {**PARAMS.generation_settings("rep"), "seed": 8}
     generate("rep", 3, changed, work)
-    path = write_lineage_summary(PARAMS.runs, work)
-    assert path == work / "reports" / "lineage.md"
-    text = path.read_text()
-    assert write_lineage_summary(PARAMS.runs, work).read_text() == text
+    text = lineage_summary_text(PARAMS.runs, work)
+    assert lineage_summary_text(PARAMS.runs, work) == text
     for run_id in PARAMS.runs:
         assert f"## {run_id}" in text
     mix6 = load_record("mix", 6, work)
@@ -512,9 +512,6 @@ DVC_PARAMS = {
     },
     "report": {"compare": {"both": ["mix", "accsub"]}},
 }  # fmt: skip
-# Once the DVC stage writes the ledger itself (pipeline.run_generation calls
-# record_generation), `dvc repro` alone must leave every record in place.
-WIRED = "record_generation" in (ROOT / "src/modelcollapse/pipeline.py").read_text()
 
 
 def dvc_listing(repo: Path, md5: str) -> dict[str, str]:
@@ -538,14 +535,8 @@ def test_after_a_fresh_clone_and_dvc_pull_the_ledger_verifies_against_dvc(tmp_pa
     dvc(repo, "repro")
     params = validate(DVC_PARAMS)
     gens = {r: s["generations"] for r, s in params.runs.items()}
-    if WIRED:
-        for r, count in gens.items():
-            assert [record_path(r, g, repo).exists() for g in range(count)] == [True] * count
-    else:  # simulate the wiring: what the run stage will do after each generation
-        code_version.cache_clear()
-        for r, count in gens.items():
-            for g in range(count):
-                record_generation(r, g, params.generation_settings(r), repo)
+    for r, count in gens.items():
+        assert [record_path(r, g, repo).exists() for g in range(count)] == [True] * count
     dvc(repo, "push")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "study")
@@ -568,7 +559,7 @@ def test_after_a_fresh_clone_and_dvc_pull_the_ledger_verifies_against_dvc(tmp_pa
     # The ledger's md5s are the md5s DVC itself records for the same files.
     lock = yaml.safe_load((clone / "dvc.lock").read_text())
     for r, count in gens.items():
-        (out_entry,) = [o for o in lock["stages"][f"run@{r}"]["outs"]
+        (out_entry,) = [o for o in lock["stages"][f"chain@{r}"]["outs"]
                         if o["path"] == f"data/runs/{r}"]  # fmt: skip
         listing = dvc_listing(clone, out_entry["md5"])
         ledger = {
@@ -577,14 +568,15 @@ def test_after_a_fresh_clone_and_dvc_pull_the_ledger_verifies_against_dvc(tmp_pa
             for a in load_record(r, g, clone)["artifacts"].values()
         }
         assert ledger == listing
-    (human,) = [o for o in lock["stages"]["human"]["outs"] if o["path"] == "data/human"]
-    listing = dvc_listing(clone, human["md5"])
+    (human_out,) = lock["stages"]["human@g1"]["outs"]
+    assert human_out["path"] == "data/human/g1"
+    listing = dvc_listing(clone, human_out["md5"])
     for f in load_record("mix", 0, clone)["human_data"]["files"].values():
-        assert listing[f["path"].removeprefix("data/human/")] == f["md5"]
+        assert listing[f["path"].removeprefix("data/human/g1/")] == f["md5"]
 
     # Without the .dir listings in the cache, verify recomputes DVC's .dir hash.
     for r in gens:
-        (o,) = [o for o in lock["stages"][f"run@{r}"]["outs"] if o["path"] == f"data/runs/{r}"]
+        (o,) = [o for o in lock["stages"][f"chain@{r}"]["outs"] if o["path"] == f"data/runs/{r}"]
         value = o["md5"].removesuffix(".dir")
         (clone / ".dvc/cache/files/md5" / value[:2] / (value[2:] + ".dir")).unlink()
     result = verify(root=clone, files=False)

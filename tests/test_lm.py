@@ -116,7 +116,7 @@ def test_tokenizer_sees_the_training_split_only(tmp_path):
 
 
 def test_prepared_human_data_are_byte_identical(tmp_path):
-    from modelcollapse.pipeline import prepare_human
+    from modelcollapse.human import prepare_human
 
     corpus = write_corpus(tmp_path / "corpus")
     spec = corpus_spec(corpus, vocab_size=300, max_train_blocks=200)

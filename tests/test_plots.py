@@ -17,8 +17,9 @@ import pytest
 
 from modelcollapse import io
 from modelcollapse.families import get_family
+from modelcollapse.io import atomic_dir
 from modelcollapse.paths import REPORT_DIR, gen_file, human_file, results_dir
-from modelcollapse.plots import atomic_dir, fit_y_axis, metric_figure, plot_run, use_log_scale
+from modelcollapse.plots import fit_y_axis, metric_figure, plot_run, use_log_scale
 from modelcollapse.report import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -248,6 +249,7 @@ def test_report_has_a_row_per_run_with_final_metrics_and_is_reproducible(tree):
     assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == first
     assert set(first) == {
         "report.md",
+        "lineage.md",
         "regimes_gaussian.png",
         "regimes_gmm.png",
         "regimes_categorical.png",

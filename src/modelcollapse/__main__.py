@@ -1,6 +1,7 @@
 """Command line: ``python -m modelcollapse <command>`` (also the ``modelcollapse`` script).
 
-Commands: ``validate`` (params.yaml) and ``lineage show|verify|export|diff``.
+Commands: ``validate`` (params.yaml), ``status`` (what is out of date, and why),
+``stage`` (one DVC stage of dvc.yaml) and ``lineage show|verify|export|diff``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,41 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from modelcollapse.plan import Planner, describe
+
+    params = load_params(args.params)
+    out_of_date = Planner(params).out_of_date()
+    if not out_of_date:
+        print(f"{args.params}: every step is up to date")
+        return 0
+    print(f"{args.params}: {len(out_of_date)} step(s) out of date:")
+    print(describe(out_of_date))
+    return 1 if args.exit_code else 0
+
+
+def _stage(args: argparse.Namespace) -> int:
+    from modelcollapse.jobs import STAGES
+    from modelcollapse.logs import setup_logging
+
+    job, what, log_file = STAGES[args.name]
+    if (what is None) != (args.id is None):
+        raise ConfigError(
+            f"stage {args.name!r} " + (f"takes a {what} id" if what else "takes no argument")
+        )
+    params = load_params(args.params)
+    if what is not None:
+        known = params.human if what == "source" else params.runs
+        if args.id not in known:
+            raise ConfigError(f"stage {args.name}: unknown {what} {args.id!r} in {args.params}")
+    setup_logging(log_file.format(name=args.id))
+    if what is None:
+        job(params)
+    else:
+        job(params, args.id)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from modelcollapse.lineage import cli as lineage_cli
 
@@ -34,6 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("validate", help="check params.yaml and list its runs")
     check.add_argument("params", nargs="?", default="params.yaml")
     check.set_defaults(func=_validate)
+    status = sub.add_parser("status", help="which steps are out of date, and why")
+    status.add_argument("--params", default="params.yaml")
+    status.add_argument("--exit-code", action="store_true", help="exit 1 when any is")
+    status.set_defaults(func=_status)
+    stage = sub.add_parser("stage", help="run one stage of dvc.yaml (what `dvc repro` calls)")
+    stage.add_argument("name", choices=["keys", "human", "chain", "ensemble", "figures", "report"])
+    stage.add_argument("id", nargs="?", help="the human source or run the stage builds")
+    stage.add_argument("--params", default="params.yaml")
+    stage.set_defaults(func=_stage)
     lineage_cli.add_parser(sub)
     args = parser.parse_args(argv)
     try:

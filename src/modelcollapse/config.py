@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from modelcollapse.families import registry
+from modelcollapse.families import family_exists, get_family
 from modelcollapse.regimes import NEEDS_REAL_FRACTION, real_row_count
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "params.schema.yaml"
@@ -110,12 +110,13 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
         raise ConfigError(f"{source}: expected a mapping at the top level")
     schema = load_schema()
     _check(raw, schema, "", source)
-    families = registry()
-    known = set(schema["x-families"]) & set(families)
+    # A family is known when it has a schema file and a module; only the families a
+    # statistical source uses are imported (to check their truth), never torch's.
+    known = {f for f in schema["x-families"] if family_exists(f)}
 
     human: dict[str, dict[str, Any]] = {}
     for source_id, spec in raw["human"].items():
-        human[source_id] = _validate_human(source_id, spec, schema, families, known, source)
+        human[source_id] = _validate_human(source_id, spec, schema, known, source)
 
     defaults = {**BUILTIN_DEFAULTS, **copy.deepcopy(dict(raw.get("defaults") or {}))}
     runs = {
@@ -135,7 +136,6 @@ def _validate_human(
     source_id: str,
     spec: Mapping[str, Any],
     schema: Mapping[str, Any],
-    families: Mapping[str, Any],
     known: set[str],
     source: str,
 ) -> dict[str, Any]:
@@ -163,7 +163,7 @@ def _validate_human(
         merged.setdefault("pool_size", DEFAULT_POOL_SIZE)
         merged.setdefault("test_size", DEFAULT_TEST_SIZE)
         try:
-            families[fam].truth_from_spec(merged["truth"])
+            get_family(fam).truth_from_spec(merged["truth"])
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{source}: {where}.truth: {exc}") from exc
     return merged

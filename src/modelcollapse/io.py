@@ -1,16 +1,21 @@
 """Artifact I/O: atomic writes, DVC-compatible md5s, Parquet tables, checkpoints.
 
-Every writer goes through a temporary file in the destination directory and an
-``os.replace``, so an interrupted job never leaves a half-written artifact. No
-reader executes code: checkpoints are safetensors + JSON, tables are Parquet.
+Every writer goes through a temporary file and an ``os.replace``, so an interrupted
+job never leaves a half-written artifact. Inside a workflow (a directory holding
+``dvc.yaml`` or a ``Snakefile``) temporary files live in its scratch directory
+``.modelcollapse/tmp``, never among the outputs: a job killed with SIGKILL leaves
+nothing where DVC or ``lineage verify`` would see it. No reader executes code:
+checkpoints are safetensors + JSON, tables are Parquet.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -28,12 +33,35 @@ class ArtifactError(RuntimeError):
     """An artifact is missing, corrupt or does not match its recorded hash."""
 
 
+# A workflow root holds one of these; its scratch directory holds temporary files.
+WORKFLOW_MARKERS = ("dvc.yaml", "Snakefile")
+SCRATCH_DIR = ".modelcollapse/tmp"
+
+
+@functools.cache
+def _scratch_for(directory: Path) -> Path:
+    for d in (directory, *directory.parents):
+        if any((d / marker).is_file() for marker in WORKFLOW_MARKERS):
+            scratch = d / SCRATCH_DIR
+            scratch.mkdir(parents=True, exist_ok=True)
+            if scratch.stat().st_dev == directory.stat().st_dev:  # os.replace needs one device
+                return scratch
+            break
+    return directory
+
+
+def scratch_dir(directory: str | os.PathLike) -> Path:
+    """Where temporary files bound for ``directory`` are written (created if needed)."""
+    directory = Path(directory).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    return _scratch_for(directory)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it into place on success."""
+    """Yield a temporary path; rename it to ``path`` on success, remove it on failure."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=scratch_dir(path.parent))
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -42,6 +70,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary directory; on success it replaces the directory ``path``."""
+    path = Path(path)
+    scratch = scratch_dir(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=scratch))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        old = None
+        if path.exists() or path.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=scratch))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

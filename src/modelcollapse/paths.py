@@ -1,7 +1,8 @@
-"""Every artifact path pattern, in one place (the layout in DESIGN.md)."""
+"""Every artifact path pattern, in one place (the layout in the README)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 HUMAN_DIR = "data/human/{source}"
@@ -48,3 +49,29 @@ def human_files(source: str, root: str | Path = ".") -> list[str]:
     if not directory.is_dir():
         return list(HUMAN_FILES)  # not prepared: name what should be there
     return sorted(p.name for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+_JOB_PATTERNS = (
+    (re.compile(r"data/runs/(?P<name>[^/]+)/gen_(?P<gen>\d+)(/[^/]+)?"), "generation"),
+    (re.compile(r"data/human/(?P<name>[^/]+)(/.*)?"), "human"),
+    (
+        re.compile(r"results/(?P<name>[^/]+)/(\.metrics\.build\.json|metrics\.csv|summary\.json)"),
+        "metrics",
+    ),
+    (re.compile(r"results/(?P<name>[^/]+)/(\.ensemble\.build\.json|ensemble\.csv)"), "ensemble"),
+    (re.compile(r"results/(?P<name>[^/]+)/figures(/.*)?"), "figures"),
+    (re.compile(rf"{REPORT_DIR}(/.*)?"), "report"),
+)
+
+
+def job_of_path(path: str) -> tuple[str, str | None, int | None] | None:
+    """The step that writes ``path`` (relative to the workflow root), as
+    ``(step, run or source, generation)``; None for any other path."""
+    path = Path(path).as_posix().removeprefix("./").rstrip("/")
+    for pattern, step in _JOB_PATTERNS:
+        m = pattern.fullmatch(path)
+        if m:
+            groups = m.groupdict()
+            gen = int(groups["gen"]) if groups.get("gen") else None
+            return (step, groups.get("name"), gen)
+    return None

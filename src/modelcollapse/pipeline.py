@@ -1,7 +1,9 @@
-"""The steps of the workflow, shared by the Snakemake rules and the DVC stages.
+"""The generation step: compose a training set, train, sample, evaluate, record.
 
-Both tools call these functions, so `snakemake` and `dvc repro` write
-byte-identical artifacts. Each step is deterministic in its settings and seed.
+The Snakemake rule ``generation`` and the ``dvc repro`` stage ``chain@<run>`` both call
+:func:`run_generation`, so the two tools write byte-identical artifacts. The step is
+deterministic in its settings and seed. (The other steps: ``human``, ``results``,
+``ensemble_step``, ``plots``, ``report``.)
 """
 
 from __future__ import annotations
@@ -9,82 +11,45 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from modelcollapse import io
 from modelcollapse.families import get_family
-from modelcollapse.lineage import record_generation
-from modelcollapse.manifest import (
-    PROVENANCE_COLUMNS,
-    cached_md5,
-    composition,
-    load_training_set,
-)
-from modelcollapse.paths import gen_file, human_dir, human_file, results_dir
+from modelcollapse.human import data_columns, load_truth
+from modelcollapse.lineage.ledger import record_generation
+from modelcollapse.manifest import cached_md5, composition, load_training_set
+from modelcollapse.paths import gen_file, human_file
 from modelcollapse.regimes import compose_training_set
 
 log = logging.getLogger("modelcollapse")
 
-# Independent random streams: one per generation step, one for the ensemble.
+# Independent random streams: one per generation step, one for the ensemble
+# (modelcollapse.ensemble_step).
 _GENERATION_STREAM = 1
-_ENSEMBLE_STREAM = 2
 
 
 def generation_rng(seed: int, generation: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(seed, spawn_key=(_GENERATION_STREAM, generation))
 
 
-def prepare_human(source: str, spec: dict[str, Any], root: str | Path = ".") -> None:
-    """Write a human source's pool and test split into data/human/<source>/.
-
-    A statistical family draws them from its known true distribution (saved as
-    truth.safetensors); a family on real data (one that defines
-    ``load_human(spec, out_dir, rng) -> (pool, test, origin_path)``) reads its
-    corpus and writes what it needs beside them (a tokenizer, a description).
-    Every row's ``origin_md5`` is the md5 of the truth or of that description.
-    """
-    family = get_family(spec["family"])
-    rng = np.random.default_rng(np.random.SeedSequence(spec["seed"]))
-    out_dir = human_dir(source, root)
-    with threadpool_limits(1):
-        if hasattr(family, "load_human"):
-            pool, test, origin = family.load_human(spec, out_dir, rng)
-        else:
-            truth = family.truth_from_spec(spec["truth"])
-            origin = human_file(source, "truth.safetensors", root)
-            truth.save(origin, extra={"source": source, "spec": spec})
-            pool = truth.sample(spec["pool_size"], rng)
-            test = truth.sample(spec["test_size"], rng)
-    origin_md5 = io.file_md5(origin)
-    for name, frame in (("pool.parquet", pool), ("test.parquet", test)):
-        frame = frame.assign(source="human", origin_generation=np.int64(-1), origin_md5=origin_md5)
-        io.write_table(human_file(source, name, root), frame)
-
-
-def load_truth(fam: ModuleType, source: str, root: str | Path = ".") -> Any:
-    """What a family knows of its human source: the true distribution, or (for real
-    data) whatever its ``load_truth(human_dir)`` returns (a tokenizer, sizes)."""
-    if hasattr(fam, "load_truth"):
-        return fam.load_truth(human_dir(source, root))
-    return fam.Model.load(human_file(source, "truth.safetensors", root))
-
-
-def data_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in PROVENANCE_COLUMNS and c != "model_md5"]
-
-
 def run_generation(
-    run: str, generation: int, settings: dict[str, Any], root: str | Path = "."
+    run: str,
+    generation: int,
+    settings: dict[str, Any],
+    root: str | Path = ".",
+    key: str | None = None,
+    code_fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """Compose, train, sample, evaluate: one generation step of one run.
 
     Writes train.json, model.safetensors (+ model.json), samples.parquet and
-    metrics.json into the generation's directory and returns the metrics.
+    metrics.json into the generation's directory, then (last) its ledger record,
+    and returns the metrics. ``key`` (:meth:`modelcollapse.keys.Keys.generation`) is
+    recorded in model.json and the ledger record, the step's ``code_fingerprint`` in
+    the record: what makes the outputs up to date for ``modelcollapse.plan``.
 
     Optional family hooks (module attributes):
     ``SAME_INIT``: every generation starts from the same initialisation
@@ -121,6 +86,7 @@ def run_generation(
                 "generation": generation,
                 "settings": settings,
                 "random_state": random_state,
+                "key": key,
             },
         )
         sample_kwargs = {}
@@ -153,7 +119,9 @@ def run_generation(
         "train_human_fraction": float(manifest["composition"]["human_fraction"]),
     }
     io.write_json(gen_file(run, generation, "metrics.json", root), metrics)
-    record_generation(run, generation, settings, root)  # the git-tracked lineage ledger
+    record_generation(
+        run, generation, settings, root, key, code_fingerprint
+    )  # the ledger, written last
     log.info(
         "run %s generation %d: trained on %d rows in %.2fs",
         run,
@@ -162,45 +130,3 @@ def run_generation(
         time.perf_counter() - started,
     )
     return metrics
-
-
-def collect_metrics(run: str, generations: int, root: str | Path = ".") -> pd.DataFrame:
-    """results/<run>/metrics.csv (one row per generation) and summary.json (the last)."""
-    rows = [io.read_json(gen_file(run, g, "metrics.json", root)) for g in range(generations)]
-    frame = pd.DataFrame(rows)
-    frame = frame[["generation"] + sorted(c for c in frame.columns if c != "generation")]
-    out = results_dir(run, root)
-    io.write_text(out / "metrics.csv", frame.to_csv(index=False, float_format="%.10g"))
-    io.write_json(out / "summary.json", {"run": run, **rows[-1]})
-    return frame
-
-
-def run_ensemble(run: str, settings: dict[str, Any], root: str | Path = ".") -> pd.DataFrame:
-    """results/<run>/ensemble.csv: K vectorised chains (header only when K == 1)."""
-    from modelcollapse.ensemble import FRAME_COLUMNS, ensemble_frame
-
-    fam = get_family(settings["family"])
-    chains = settings["chains"]
-    if chains > 1 and hasattr(fam, "simulate_ensemble"):
-        truth = load_truth(fam, settings["human"], root)
-        rng = np.random.default_rng(
-            np.random.SeedSequence(settings["seed"], spawn_key=(_ENSEMBLE_STREAM,))
-        )
-        with threadpool_limits(1):
-            metrics = fam.simulate_ensemble(
-                truth,
-                options=settings["options"],
-                regime=settings["regime"],
-                generations=settings["generations"],
-                samples_per_generation=settings["samples_per_generation"],
-                real_fraction=settings["real_fraction"],
-                chains=chains,
-                rng=rng,
-            )
-        frame = ensemble_frame(metrics)
-    else:
-        frame = pd.DataFrame(columns=list(FRAME_COLUMNS))
-    io.write_text(
-        results_dir(run, root) / "ensemble.csv", frame.to_csv(index=False, float_format="%.10g")
-    )
-    return frame

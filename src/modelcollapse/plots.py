@@ -6,8 +6,8 @@ model at the run's ``plot_generations``: histograms (1-D), density contours
 (2-D) or rank-ordered probabilities (categorical).
 
 Figures are byte-identical for identical inputs (Agg, fixed style and dpi, no
-software metadata) and the directory is written atomically: everything is
-rendered into a temporary directory beside ``figures/`` and renamed into place.
+software metadata) and the directory is written atomically (``io.atomic_dir``):
+everything is rendered into a temporary directory and renamed into place.
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ import contextlib
 import functools
 import logging
 import math
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -39,9 +36,10 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from modelcollapse import io  # noqa: E402
 from modelcollapse.ensemble import FRAME_COLUMNS  # noqa: E402
 from modelcollapse.families import get_family  # noqa: E402
+from modelcollapse.human import load_truth  # noqa: E402
 from modelcollapse.paths import results_dir  # noqa: E402
-from modelcollapse.pipeline import load_truth  # noqa: E402
 from modelcollapse.snapshots import snapshot_figures  # noqa: E402
+from modelcollapse.stamps import STAMP_NAME, write_stamp  # noqa: E402
 
 log = logging.getLogger("modelcollapse")
 
@@ -63,27 +61,6 @@ ENSEMBLE_COLOR, CHAIN_COLOR, THEORY_COLOR = "tab:blue", "tab:orange", "black"
 
 
 # --- shared plumbing (also used by modelcollapse.report) --------------------------
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory beside ``path``; on success it replaces ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o755)
-        old = None
-        if path.exists() or path.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / path.name)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 @contextlib.contextmanager
@@ -299,8 +276,14 @@ def family_theory(
 # --- the entry point --------------------------------------------------------------
 
 
-def plot_run(run: str, settings: dict[str, Any], root: str | Path = ".") -> list[Path]:
-    """Write results/<run>/figures/ (atomically) and return its files, sorted."""
+def plot_run(
+    run: str,
+    settings: dict[str, Any],
+    root: str | Path = ".",
+    stamp: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Write results/<run>/figures/ (atomically, with the step's ``stamp``) and return
+    its figures, sorted."""
     root = Path(root)
     fam = get_family(settings["family"])
     metrics, ensemble = read_metrics(run, root), read_ensemble(run, root)
@@ -308,7 +291,7 @@ def plot_run(run: str, settings: dict[str, Any], root: str | Path = ".") -> list
     theory = family_theory(fam, truth, settings)
 
     target = results_dir(run, root) / FIGURES
-    with figure_style(), atomic_dir(target) as tmp:
+    with figure_style(), io.atomic_dir(target) as tmp:
         written: list[str] = []
         for metric in metric_names(metrics, ensemble):
             name = f"metric_{safe_name(metric)}.png"
@@ -325,5 +308,7 @@ def plot_run(run: str, settings: dict[str, Any], root: str | Path = ".") -> list
         for name, fig in figures.items():
             save_png(fig, tmp / name)
             written.append(name)
+        if stamp is not None:
+            write_stamp(tmp / STAMP_NAME, **stamp)
     log.info("run %s: wrote %d figures to %s", run, len(written), target)
     return sorted(target / name for name in written)

@@ -21,10 +21,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from modelcollapse import io
+from modelcollapse.lineage.summary import SUMMARY_NAME, lineage_summary_text
 from modelcollapse.paths import REPORT_DIR, RESULTS_DIR
 from modelcollapse.plots import (
     FIGURES,
-    atomic_dir,
     ensemble_metric,
     figure_style,
     fit_y_axis,
@@ -35,6 +36,7 @@ from modelcollapse.plots import (
     safe_name,
     save_png,
 )
+from modelcollapse.stamps import STAMP_NAME, write_stamp
 
 log = logging.getLogger("modelcollapse")
 
@@ -194,9 +196,13 @@ def _family_table(family: str, results: list[RunResults]) -> list[str]:
 
 
 def write_report(
-    runs: dict[str, dict[str, Any]], compare: dict[str, list[str]], root: str | Path = "."
+    runs: dict[str, dict[str, Any]],
+    compare: dict[str, list[str]],
+    root: str | Path = ".",
+    stamp: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the report directory (report.md and the comparison figures); return report.md."""
+    """Write the report directory (report.md, the comparison figures and the lineage
+    summary, lineage.md) in one piece, with the step's ``stamp``; return report.md."""
     root = Path(root)
     results = {run: RunResults(run, settings, root) for run, settings in runs.items()}
     families: dict[str, list[RunResults]] = {}
@@ -208,7 +214,7 @@ def write_report(
             raise ValueError(f"report.compare.{name}: unknown runs {unknown}")
     md = [INTRO]
     target = root / REPORT_DIR
-    with figure_style(), atomic_dir(target) as tmp:
+    with figure_style(), io.atomic_dir(target) as tmp:
         for family, members in families.items():
             image = f"regimes_{safe_name(family)}.png"
             keys = list(key_metrics(family, members[0].metrics))
@@ -225,5 +231,8 @@ def write_report(
             md += [f"### {name}", "", "Runs: " + ", ".join(f"`{m}`" for m in members), ""]
             md += [f"![{name}]({image})", ""]
         (tmp / "report.md").write_text("\n".join(md).rstrip("\n") + "\n", encoding="utf-8")
+        (tmp / SUMMARY_NAME).write_text(lineage_summary_text(runs, root), encoding="utf-8")
+        if stamp is not None:
+            write_stamp(tmp / STAMP_NAME, **stamp)
     log.info("report: %d runs, %d families, %d comparisons", len(runs), len(families), len(compare))
     return target / "report.md"

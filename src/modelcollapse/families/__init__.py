@@ -6,6 +6,7 @@ Adding a family means adding one module here and one entry in the schema.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from functools import cache
 from types import ModuleType
@@ -45,3 +46,10 @@ def get_family(name: str) -> ModuleType:
     if name not in families:
         raise KeyError(f"unknown family {name!r}; known: {sorted(families)}")
     return families[name]
+
+
+def family_exists(name: str) -> bool:
+    """Whether this package has a family module ``name`` (without importing it)."""
+    if not name.isidentifier() or name.startswith("_") or name in _NOT_FAMILIES:
+        return False
+    return importlib.util.find_spec(f"{__name__}.{name}") is not None

@@ -3,7 +3,7 @@
 ``record_generation`` writes ``lineage/<run>/gen_NNNN.json`` after a generation's
 artifacts exist; ``verify`` checks the ledger against the files, itself and
 ``dvc.lock``; ``show``, ``export`` and ``diff`` make it readable in a review, and
-``write_lineage_summary`` writes ``reports/lineage.md``. See docs/lineage.md.
+``lineage_summary_text`` is ``reports/lineage.md``. See docs/lineage.md.
 
 Names are imported lazily, so a generation job that only records pays for the
 ledger module alone (not for ``prov``, ``yaml`` or the verifier).
@@ -31,7 +31,6 @@ _EXPORTS = {
     "export": "graph",
     "show": "chain",
     "lineage_summary_text": "summary",
-    "write_lineage_summary": "summary",
     "Problem": "audit",
     "VerifyResult": "audit",
     "verify": "audit",
@@ -56,7 +55,6 @@ __all__ = [
     "record_path",
     "show",
     "verify",
-    "write_lineage_summary",
 ]
 
 if TYPE_CHECKING:
@@ -77,7 +75,7 @@ if TYPE_CHECKING:
         record_generation,
         record_path,
     )
-    from modelcollapse.lineage.summary import lineage_summary_text, write_lineage_summary
+    from modelcollapse.lineage.summary import lineage_summary_text
 
 
 def __getattr__(name: str) -> Any:

@@ -28,7 +28,7 @@ from modelcollapse.lineage.ledger import (
     record_path,
     rel,
 )
-from modelcollapse.paths import RUN_DIR
+from modelcollapse.paths import HUMAN_DIR, RUN_DIR
 
 REL_TOL = 1e-9
 
@@ -136,9 +136,9 @@ def _stage_out(lock: dict[str, Any], stage: str, path: str) -> dict[str, Any] | 
 
 def _check_dvc(run: str, records: dict[int, dict], root: Path, lock: dict, res: VerifyResult):
     run_dir = RUN_DIR.format(run=run)
-    out = _stage_out(lock, f"run@{run}", run_dir)
+    out = _stage_out(lock, f"chain@{run}", run_dir)
     if out is None or "md5" not in out:
-        res.notes.append(f"dvc.lock has no output {run_dir} (stage run@{run}): skipped")
+        res.notes.append(f"dvc.lock has no output {run_dir} (stage chain@{run}): skipped")
         return
     ledger: dict[str, tuple[int, str]] = {}
     for g, rec in records.items():
@@ -184,27 +184,37 @@ def _check_dvc(run: str, records: dict[int, dict], root: Path, lock: dict, res: 
 
 
 def _check_dvc_human(run: str, records: dict[int, dict], root: Path, lock: dict, res):
-    out = _stage_out(lock, "human", "data/human")
-    if out is None or "md5" not in out:
-        return
-    listing = read_dir_listing(root, out["md5"])
-    if listing is None:
-        res.notes.append(
-            f"run {run}: data/human's .dir listing is not in the local DVC cache; "
-            "human data checked against the files only"
-        )
-        return
     seen: dict[str, tuple[int, str]] = {}
     for g, rec in records.items():
         for f in rec["human_data"]["files"].values():
             seen.setdefault(f["path"], (g, f["md5"]))
+    sources = sorted({rec["human_data"]["source"] for rec in records.values()})
+    listings: dict[str, dict[str, str]] = {}
+    for source in sources:
+        human = HUMAN_DIR.format(source=source)
+        out = _stage_out(lock, f"human@{source}", human)
+        if out is None or "md5" not in out:
+            continue
+        listing = read_dir_listing(root, out["md5"])
+        if listing is None:
+            res.notes.append(
+                f"run {run}: {human}'s .dir listing is not in the local DVC cache; "
+                "human data checked against the files only"
+            )
+            continue
+        listings[human] = listing
     for path, (g, md5) in sorted(seen.items()):
-        relpath = path.removeprefix("data/human/")
+        human, _, relpath = path.rpartition("/")
+        if human not in listings:
+            continue
         res.counts["dvc_human_files"] += 1
-        if listing.get(relpath) != md5:
+        if listings[human].get(relpath) != md5:
             res.problems.append(
                 Problem(
-                    run, g, path, f"md5 {md5} in the ledger, {listing.get(relpath)} in dvc.lock"
+                    run,
+                    g,
+                    path,
+                    f"md5 {md5} in the ledger, {listings[human].get(relpath)} in dvc.lock",
                 )
             )
 
@@ -262,33 +272,39 @@ def _check_chain(run: str, paths: dict[int, Path], records: dict[int, dict], roo
                     run, g, where, f"record says run {rec['run']} generation {rec['generation']}"
                 )
             )
+        if compute_content_hash(rec) != rec["content_hash"]:
+            res.problems.append(
+                Problem(
+                    run,
+                    g,
+                    where,
+                    "hash chain broken at this record: its content_hash does not match its "
+                    "content (edited after it was written)",
+                )
+            )
         if compute_record_hash(rec) != rec.get("record_hash"):
             res.problems.append(
                 Problem(
                     run,
                     g,
                     where,
-                    "hash chain broken at this record: its record_hash does not match its "
-                    "contents (edited after it was written)",
+                    "record_hash does not match the record's contents (edited after it was "
+                    "written)",
                 )
             )
-        if compute_content_hash(rec) != rec["content_hash"]:
-            res.problems.append(
-                Problem(run, g, where, "content_hash does not match the record's content")
-            )
-        if g == 0 and rec["prev_record_hash"] is not None:
-            res.problems.append(Problem(run, g, where, "generation 0 has a prev_record_hash"))
+        if g == 0 and rec["prev_content_hash"] is not None:
+            res.problems.append(Problem(run, g, where, "generation 0 has a prev_content_hash"))
         elif g > 0 and g - 1 in records:
             res.counts["chain_links"] += 1
-            if rec["prev_record_hash"] != records[g - 1]["record_hash"]:
+            if rec["prev_content_hash"] != records[g - 1]["content_hash"]:
                 res.problems.append(
                     Problem(
                         run,
                         g,
                         where,
                         f"hash chain broken between generation {g - 1} and {g}: "
-                        f"prev_record_hash {rec['prev_record_hash']} is not the record_hash "
-                        f"{records[g - 1]['record_hash']} of {rel(paths[g - 1], root)}",
+                        f"prev_content_hash {rec['prev_content_hash']} is not the content_hash "
+                        f"{records[g - 1]['content_hash']} of {rel(paths[g - 1], root)}",
                     )
                 )
         for p in rec["parents"]:
@@ -300,7 +316,7 @@ def _check_chain(run: str, paths: dict[int, Path], records: dict[int, dict], roo
                 except LedgerError:
                     res.problems.append(Problem(run, g, where, f"parent {p['record']} missing"))
                     continue
-            if p["record_hash"] != parent["record_hash"]:
+            if p["content_hash"] != parent["content_hash"]:
                 res.problems.append(
                     Problem(run, g, where, f"parent {p['record']} changed since it was used")
                 )

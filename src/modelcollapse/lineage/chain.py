@@ -134,7 +134,10 @@ def show_generation(run: str, generation: int, root: str | Path = ".") -> str:
         lines.append(f"{label}  [{rel(record_path(r, g, root), root)}]")
         lines.append(f"  record_hash   {rec.get('record_hash')}")
         lines.append(f"  content_hash  {rec['content_hash']}")
-        lines.append(f"  code          {code_text(rec['code'])}")
+        lines.append(
+            f"  code          fingerprint {short(rec.get('code_fingerprint'))}, "
+            f"commit {code_text(rec['code'])}"
+        )
         if prev_settings is None:
             lines.append(f"  settings      {compact(rec['settings'])}")
         else:
@@ -154,7 +157,7 @@ def show_generation(run: str, generation: int, root: str | Path = ".") -> str:
             parents = [
                 f"generation {p['generation']}"
                 + (f" of run {p['run']}" if p["run"] != r else "")
-                + f" ({short(p['record_hash'])})"
+                + f" ({short(p['content_hash'])})"
                 for p in rec["parents"]
             ]
             lines.append(f"  parents       {', '.join(parents)}")

@@ -22,7 +22,7 @@ from modelcollapse.lineage.ledger import (
     read_record,
 )
 
-ASPECTS = ("settings", "code", "packages", "data", "composition", "chain")
+ASPECTS = ("settings", "code", "commit", "packages", "data", "composition", "chain")
 
 
 def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes:
@@ -106,9 +106,12 @@ def record_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             if (old.get("settings") or {}).get(k) != (new.get("settings") or {}).get(k)
         )
         out.append(f"settings ({', '.join(keys) or 'seed'})")
+    if old.get("code_fingerprint") != new.get("code_fingerprint"):
+        o, n = old.get("code_fingerprint"), new.get("code_fingerprint")
+        out.append(f"code (fingerprint {str(o)[:12]} -> {str(n)[:12]})")
     if old.get("code") != new.get("code"):
         o, n = old.get("code") or {}, new.get("code") or {}
-        out.append(f"code ({str(o.get('commit'))[:12]} -> {str(n.get('commit'))[:12]})")
+        out.append(f"commit ({str(o.get('commit'))[:12]} -> {str(n.get('commit'))[:12]})")
     if old.get("packages") != new.get("packages"):
         o, n = old.get("packages") or {}, new.get("packages") or {}
         keys = sorted(k for k in set(o) | set(n) if o.get(k) != n.get(k))
@@ -125,7 +128,7 @@ def record_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         out.append(f"composition (effective human share {so} -> {sn})")
     if not out and (
         old.get("parents") != new.get("parents")
-        or old.get("prev_record_hash") != new.get("prev_record_hash")
+        or old.get("prev_content_hash") != new.get("prev_content_hash")
     ):
         out.append("chain (an ancestor's record changed)")
     if not out and old != new:

@@ -3,16 +3,19 @@
 ``lineage/<run>/gen_NNNN.json`` holds what generation NNNN of a run was made of and
 from: its artifacts (path, size, md5 -- the md5 DVC records), the human data, the
 parent records, the training-set composition, the effective human share, the
-settings and seed, the code version and the package versions.
+settings and seed, the step's key and code fingerprint (``modelcollapse.keys``), and
+the circumstances of the build (the git commit of the code that ran, the package
+versions).
 
 Two hashes make the ledger tamper-evident and reproducible:
 
-* ``content_hash``: sha256 of the canonical JSON of the deterministic fields only
-  (:data:`CONTENT_FIELDS`, parents without their record hashes). Re-running a
-  deterministic generation reproduces it, whatever the commit, machine or time.
-* ``record_hash``: sha256 of the canonical JSON of the whole record except itself.
-  Each record carries ``prev_record_hash``, the record hash of the generation
-  before it, so editing or dropping a record breaks the chain from there on.
+* ``content_hash``: sha256 of the canonical JSON of the deterministic fields
+  (:data:`CONTENT_FIELDS`), among them ``prev_content_hash``, the content hash of the
+  generation before it, and each parent's content hash. Re-running a deterministic
+  generation reproduces it, whatever the commit, machine or time, so the chain survives
+  rebuilds; editing or dropping a record breaks it from there on.
+* ``record_hash``: sha256 of the canonical JSON of the whole record except itself:
+  the circumstances (commit, packages) cannot be edited unnoticed either.
 
 Records are JSON only: reading them never executes anything.
 """
@@ -34,15 +37,18 @@ from modelcollapse import io
 from modelcollapse.manifest import cached_md5, composition, read_manifest
 from modelcollapse.paths import GEN_FILES, gen_file, gen_tag, human_file, human_files
 
-SCHEMA = "modelcollapse.lineage/1"
+SCHEMA = "modelcollapse.lineage/2"
 LEDGER_DIR = "lineage"
 UNKNOWN = "unknown"
 
-# Fields that depend only on the data, the settings and the seed (content_hash).
+# Fields that depend only on the data, the settings, the seed and the code's content
+# (content_hash); the rest of a record are the circumstances of the build.
 CONTENT_FIELDS = (
     "schema",
     "run",
     "generation",
+    "key",
+    "code_fingerprint",
     "artifacts",
     "human_data",
     "parents",
@@ -50,8 +56,9 @@ CONTENT_FIELDS = (
     "human_share",
     "settings",
     "seed",
+    "prev_content_hash",
 )
-REQUIRED_FIELDS = (*CONTENT_FIELDS, "code", "packages", "prev_record_hash", "content_hash")
+REQUIRED_FIELDS = (*CONTENT_FIELDS, "code", "packages", "content_hash")
 PACKAGES = (
     "modelcollapse",
     "numpy",
@@ -136,16 +143,8 @@ def sha256(obj: Any) -> str:
 
 
 def content_view(record: dict[str, Any]) -> dict[str, Any]:
-    """The deterministic part of a record: what ``content_hash`` covers.
-
-    Parents enter with their content hashes only: their record hashes embed their
-    commit and package versions, which a deterministic re-run need not share.
-    """
-    view = {k: record.get(k) for k in CONTENT_FIELDS}
-    view["parents"] = [
-        {k: v for k, v in p.items() if k != "record_hash"} for p in record.get("parents") or []
-    ]
-    return view
+    """The deterministic part of a record: what ``content_hash`` covers."""
+    return {k: record.get(k) for k in CONTENT_FIELDS}
 
 
 def compute_content_hash(record: dict[str, Any]) -> str:
@@ -194,12 +193,16 @@ def load_record(run: str, generation: int, root: str | Path = ".") -> dict[str, 
 # ----------------------------------------------------------- environment facts
 
 
+# The checkout whose code runs: the repository holding this package's source files.
+_CODE_DIR = Path(__file__).resolve().parents[1]
+
+
 @functools.cache
-def _code_version(root: str) -> dict[str, Any]:
+def _code_version(code_dir: str) -> dict[str, Any]:
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", "--no-optional-locks", *args],
-            cwd=root,
+            cwd=code_dir,
             capture_output=True,
             text=True,
             check=True,
@@ -208,27 +211,33 @@ def _code_version(root: str) -> dict[str, Any]:
 
     try:
         commit = git("rev-parse", "--verify", "HEAD")
+        top = git("rev-parse", "--show-toplevel")
     except (OSError, subprocess.SubprocessError):  # no git, not a repo, or no commit yet
         return {"commit": UNKNOWN, "dirty": None}
     try:
         # DVC adds its outputs to .gitignore files: bookkeeping, not code.
         excludes = [f":(exclude){p}" for p in OUTPUT_PATHS] + [":(exclude,glob)**/.gitignore"]
-        status = git("status", "--porcelain", "--untracked-files=normal", "--", ".", *excludes)
+        status = git(
+            "-C", top, "status", "--porcelain", "--untracked-files=normal", "--", ".", *excludes
+        )
         dirty: bool | None = bool(status)
     except (OSError, subprocess.SubprocessError):
         dirty = None
     return {"commit": commit, "dirty": dirty}
 
 
-def code_version(root: str | Path = ".") -> dict[str, Any]:
-    """``{"commit", "dirty"}`` of the workflow root's git checkout.
+def code_version(code_dir: str | Path | None = None) -> dict[str, Any]:
+    """``{"commit", "dirty"}`` of the git checkout holding the code that runs.
 
-    ``dirty`` ignores what the workflow writes (:data:`OUTPUT_PATHS` and the
-    ``.gitignore`` entries DVC adds for its outputs). Outside a git
-    repository (or before its first commit) the commit is ``"unknown"`` and dirty
-    is null. Computed once per process and root.
+    That is the checkout of this package's source files (``code_dir``, by default
+    the package itself), not necessarily the workflow root: with one environment
+    shared by two clones, the code that runs is the installed one. ``dirty``
+    ignores what the workflow writes (:data:`OUTPUT_PATHS` and the ``.gitignore``
+    entries DVC adds for its outputs). Outside a git repository (or before its
+    first commit) the commit is ``"unknown"`` and dirty is null. Computed once per
+    process.
     """
-    return dict(_code_version(str(Path(root).resolve())))
+    return dict(_code_version(str(Path(code_dir or _CODE_DIR).resolve())))
 
 
 code_version.cache_clear = _code_version.cache_clear  # type: ignore[attr-defined]
@@ -298,7 +307,6 @@ def _parents(
                 "run": prun,
                 "generation": pgen,
                 "record": rel(path, root),
-                "record_hash": rec["record_hash"],
                 "content_hash": rec["content_hash"],
                 "used": sorted(files, key=lambda f: f["path"]),
             }
@@ -351,9 +359,16 @@ def human_share(
 
 
 def build_record(
-    run: str, generation: int, settings: dict[str, Any], root: str | Path = "."
+    run: str,
+    generation: int,
+    settings: dict[str, Any],
+    root: str | Path = ".",
+    key: str | None = None,
+    code_fingerprint: str | None = None,
 ) -> dict[str, Any]:
-    """The ledger record of a generation whose five artifacts exist (not written)."""
+    """The ledger record of a generation whose five artifacts exist (not written).
+
+    ``key`` and ``code_fingerprint`` are the step's (``modelcollapse.keys``)."""
     root = Path(root)
     manifest_path = gen_file(run, generation, "train.json", root)
     manifest = read_manifest(manifest_path)
@@ -370,12 +385,14 @@ def build_record(
                     f"{generation - 1} ({prev_path}) is missing; record generations in order"
                 )
             prev = read_record(prev_path)
-        prev_hash = prev["record_hash"]
+        prev_hash = prev["content_hash"]
     source = settings["human"]
     record: dict[str, Any] = {
         "schema": SCHEMA,
         "run": run,
         "generation": generation,
+        "key": key,
+        "code_fingerprint": code_fingerprint,
         "artifacts": {
             name: _file_entry(gen_file(run, generation, name, root), root) for name in GEN_FILES
         },
@@ -391,9 +408,9 @@ def build_record(
         "human_share": human_share(manifest, comp, parent_records),
         "settings": settings,
         "seed": settings.get("seed"),
-        "code": code_version(root),
+        "code": code_version(),
         "packages": package_versions(),
-        "prev_record_hash": prev_hash,
+        "prev_content_hash": prev_hash,
     }
     record["content_hash"] = compute_content_hash(record)
     record["record_hash"] = compute_record_hash(record)
@@ -401,7 +418,12 @@ def build_record(
 
 
 def record_generation(
-    run: str, generation: int, settings: dict[str, Any], root: str | Path = "."
+    run: str,
+    generation: int,
+    settings: dict[str, Any],
+    root: str | Path = ".",
+    key: str | None = None,
+    code_fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """Write ``lineage/<run>/gen_NNNN.json`` for a finished generation; return the record.
 
@@ -409,6 +431,6 @@ def record_generation(
     previous generation (and of every generation whose samples the training set
     uses) must exist. The write is atomic.
     """
-    record = build_record(run, generation, settings, root)
+    record = build_record(run, generation, settings, root, key, code_fingerprint)
     io.write_json(record_path(run, generation, root), record)
     return record

@@ -10,10 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modelcollapse import io
 from modelcollapse.lineage.chain import compact, settings_changes
 from modelcollapse.lineage.ledger import LEDGER_DIR, ledger_records, read_record
-from modelcollapse.paths import REPORT_DIR
 
 SUMMARY_NAME = "lineage.md"
 MD5_CHARS = 10
@@ -83,13 +81,3 @@ def lineage_summary_text(runs: Mapping[str, Mapping[str, Any]], root: str | Path
     for run, settings in runs.items():
         lines += run_table(run, settings, root)
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def write_lineage_summary(runs: dict[str, dict], root: str | Path = ".") -> Path:
-    """Write ``reports/lineage.md`` (atomically) and return its path.
-
-    Call it after ``report.write_report``, which replaces the whole reports/ directory.
-    """
-    path = Path(root) / REPORT_DIR / SUMMARY_NAME
-    io.write_text(path, lineage_summary_text(runs, root))
-    return path

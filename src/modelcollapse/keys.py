@@ -1,0 +1,160 @@
+"""Step keys: everything a step's output depends on, as one sha256.
+
+A step's key is the hash of its *material*: the settings it reads, the code it runs
+(:mod:`modelcollapse.fingerprint`) and the keys of the steps it reads from. Keys are
+computed from params.yaml and the code alone, before anything runs, identically by the
+Snakefile, by every ``dvc repro`` stage and by the job itself, which records the key
+beside its outputs (a *stamp*). An output is up to date when its recorded key is the
+key computed now (docs/architecture.md, "What reruns when").
+
+Generation keys form a chain: generation g's material holds generation g-1's key, so a
+change anywhere upstream reaches every later generation. Settings a generation does not
+read (``generations``, ``chains``, ``plot_generations``) are not in its material, so
+extending a run reuses what exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from modelcollapse.fingerprint import step_fingerprint
+
+if TYPE_CHECKING:
+    from modelcollapse.config import Params
+
+# Raise to rebuild everything once when the meaning of a key changes.
+KEY_VERSION = 1
+
+
+def digest(material: Any) -> str:
+    """sha256 of the canonical JSON of ``material`` (sorted keys, no whitespace)."""
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ------------------------------------------------------------------ materials
+
+
+class Keys:
+    """Every step's key and material for one validated params.yaml (memoised)."""
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        self._generation: dict[str, list[str]] = {}
+
+    # -- human data
+    def human_material(self, source: str) -> dict[str, Any]:
+        spec = self.params.human[source]
+        return {
+            "step": "human",
+            "version": KEY_VERSION,
+            "source": source,
+            "spec": spec,
+            "code": step_fingerprint("human", spec["family"]),
+        }
+
+    def human(self, source: str) -> str:
+        return digest(self.human_material(source))
+
+    # -- generations
+    def generation_material(self, run: str, generation: int) -> dict[str, Any]:
+        settings = self.params.generation_settings(run)
+        return {
+            "step": "generation",
+            "version": KEY_VERSION,
+            "run": run,
+            "generation": generation,
+            "settings": settings,
+            "human": self.params.human[settings["human"]],
+            "code": step_fingerprint("generation", settings["family"]),
+            "parent": self.generation(run, generation - 1) if generation > 0 else None,
+        }
+
+    def generation(self, run: str, generation: int) -> str:
+        """Generation ``generation``'s key (the chain is extended iteratively)."""
+        chain = self._generation.setdefault(run, [])
+        while len(chain) <= generation:
+            chain.append(digest(self.generation_material(run, len(chain))))
+        return chain[generation]
+
+    # -- per-run results
+    def metrics_material(self, run: str) -> dict[str, Any]:
+        last = self.params.run(run)["generations"] - 1
+        return {
+            "step": "metrics",
+            "version": KEY_VERSION,
+            "run": run,
+            "generations": last + 1,
+            "last": self.generation(run, last),
+            "code": step_fingerprint("metrics"),
+        }
+
+    def ensemble_material(self, run: str) -> dict[str, Any]:
+        settings = self.params.run(run)
+        return {
+            "step": "ensemble",
+            "version": KEY_VERSION,
+            "run": run,
+            "settings": {k: v for k, v in settings.items() if k != "plot_generations"},
+            "human": self.params.human[settings["human"]],
+            "code": step_fingerprint("ensemble", settings["family"]),
+        }
+
+    def figures_material(self, run: str) -> dict[str, Any]:
+        settings = self.params.run(run)
+        return {
+            "step": "figures",
+            "version": KEY_VERSION,
+            "run": run,
+            "settings": settings,
+            "human": self.params.human[settings["human"]],
+            "metrics": self.key("metrics", run),
+            "ensemble": self.key("ensemble", run),
+            "code": step_fingerprint("figures", settings["family"]),
+        }
+
+    def report_material(self, run: str | None = None) -> dict[str, Any]:
+        return {
+            "step": "report",
+            "version": KEY_VERSION,
+            "runs": {
+                r: {
+                    "settings": settings,
+                    "metrics": self.key("metrics", r),
+                    "ensemble": self.key("ensemble", r),
+                }
+                for r, settings in self.params.runs.items()
+            },
+            "compare": self.params.report.get("compare", {}),
+            "code": step_fingerprint("report", self.families()),
+        }
+
+    def families(self) -> tuple[str, ...]:
+        """The families the study's runs use (the report reads all of them)."""
+        return tuple(sorted({s["family"] for s in self.params.runs.values()}))
+
+    @cached_property
+    def _materials(self) -> dict[str, Any]:
+        return {
+            "human": self.human_material,
+            "metrics": self.metrics_material,
+            "ensemble": self.ensemble_material,
+            "figures": self.figures_material,
+            "report": self.report_material,
+        }
+
+    def material(self, step: str, name: str | None = None) -> dict[str, Any]:
+        """The material of a stamped step (``human``, ``metrics``, ``ensemble``,
+        ``figures`` of a run or source ``name``; ``report``)."""
+        return self._materials[step](name)
+
+    def key(self, step: str, name: str | None = None) -> str:
+        return digest(self.material(step, name))
+
+    def stamp(self, step: str, name: str | None = None) -> dict[str, Any]:
+        """``{"key", "material"}`` for a step to record with its outputs."""
+        material = self.material(step, name)
+        return {"key": digest(material), "material": material}

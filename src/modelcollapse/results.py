@@ -1,0 +1,32 @@
+"""The ``metrics`` step: results/<run>/metrics.csv (one row per generation) and
+summary.json (the last generation's metrics, a DVC metric)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from modelcollapse import io
+from modelcollapse.lineage.ledger import load_record
+from modelcollapse.paths import gen_file, results_dir
+from modelcollapse.stamps import stamp_path, write_stamp
+
+
+def collect_metrics(
+    run: str, generations: int, root: str | Path = ".", stamp: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """Write metrics.csv and summary.json, then the step's stamp (which records the
+    content hash of the last generation's ledger record, what the table was read
+    from); return the table."""
+    rows = [io.read_json(gen_file(run, g, "metrics.json", root)) for g in range(generations)]
+    frame = pd.DataFrame(rows)
+    frame = frame[["generation"] + sorted(c for c in frame.columns if c != "generation")]
+    out = results_dir(run, root)
+    io.write_text(out / "metrics.csv", frame.to_csv(index=False, float_format="%.10g"))
+    io.write_json(out / "summary.json", {"run": run, **rows[-1]})
+    if stamp is not None:
+        last = load_record(run, generations - 1, root)["content_hash"]
+        write_stamp(stamp_path("metrics", run, root), **stamp, last_content_hash=last)
+    return frame
