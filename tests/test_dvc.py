@@ -7,10 +7,22 @@ Snakemake finds nothing to do on pulled artifacts.
 
 import json
 import shutil
+import sys
 
 import pytest
 import yaml
-from workflow_utils import ROOT, TINY_PARAMS, dvc, make_workflow, run, snakemake, tree_md5s
+from workflow_utils import (
+    TINY_PARAMS,
+    dvc,
+    dvc_repo,
+    git,
+    run,
+    run_steps,
+    scheduled,
+    snakemake,
+    tree_md5s,
+    verify_ok,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -53,20 +65,10 @@ PARAMS = {
 OUTPUT_DIRS = ("data", "results", "reports")
 
 
-def git(cwd, *args):
-    return run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd)
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     base = tmp_path_factory.mktemp("dvc")
-    repo = make_workflow(base / "origin", PARAMS)
-    for name in (".gitignore", ".dvcignore"):
-        shutil.copy(ROOT / name, repo / name)
-    git(repo, "init", "-q", "-b", "main")
-    dvc(repo, "init", "-q")
-    dvc(repo, "config", "core.analytics", "false")
-    dvc(repo, "remote", "add", "-d", "local", str(base / "remote"))
+    repo = dvc_repo(base / "origin", PARAMS, remote=base / "remote")
     dvc(repo, "repro")
     dvc(repo, "push")
     git(repo, "add", "-A")
@@ -74,29 +76,25 @@ def repo(tmp_path_factory):
     return base, repo
 
 
-def dvc_repo(path, params=PARAMS):
-    """A copy of the workflow as a git + DVC repository (no remote)."""
-    wf = make_workflow(path, params)
-    for name in (".gitignore", ".dvcignore"):
-        shutil.copy(ROOT / name, wf / name)
-    git(wf, "init", "-q", "-b", "main")
-    dvc(wf, "init", "-q")
-    dvc(wf, "config", "core.analytics", "false")
-    return wf
-
-
 def test_repro_matches_snakemake_byte_for_byte_and_in_dvc_lock(repo, tmp_path):
     """Snakemake in a DVC repository builds the same bytes as `dvc repro` and records
     them in dvc.lock as `dvc repro` does: `dvc status` is clean, no extra command."""
     _, origin = repo
-    wf = dvc_repo(tmp_path / "smk")
+    wf = dvc_repo(tmp_path / "smk", PARAMS)
     out = snakemake(wf, "--cores", "2")
     assert "dvc.lock: committed" in out.stderr
-    from_dvc = tree_md5s(origin, *OUTPUT_DIRS, "lineage")
-    from_snakemake = tree_md5s(wf, *OUTPUT_DIRS, "lineage")
+    from_dvc = tree_md5s(origin, *OUTPUT_DIRS)
+    from_snakemake = tree_md5s(wf, *OUTPUT_DIRS)
     assert from_dvc.keys() == from_snakemake.keys()
     different = [k for k in from_dvc if from_dvc[k] != from_snakemake[k]]
     assert not different, different
+    # The ledgers agree on everything deterministic (the commits of two repositories
+    # differ: a record's circumstances are not part of its content hash).
+    records = sorted(p.relative_to(origin) for p in (origin / "lineage").rglob("*.json"))
+    assert records == sorted(p.relative_to(wf) for p in (wf / "lineage").rglob("*.json"))
+    for rel in records:
+        a, b = (json.loads((d / rel).read_text()) for d in (origin, wf))
+        assert a["content_hash"] == b["content_hash"], rel
     lock = yaml.safe_load((wf / "dvc.lock").read_text())
     assert lock == yaml.safe_load((origin / "dvc.lock").read_text())
     assert "Data and pipelines are up to date" in dvc(wf, "status").stdout
@@ -129,6 +127,42 @@ def test_fresh_clone_pulls_everything_and_snakemake_has_nothing_to_do(repo):
     assert tree_md5s(clone, *OUTPUT_DIRS) == tree_md5s(origin, *OUTPUT_DIRS)
     out = snakemake(clone, "--cores", "1", "-n")
     assert "Nothing to be done" in out.stdout + out.stderr, out.stdout
+    assert "Data and pipelines are up to date" in dvc(clone, "status").stdout
+    verify_ok(clone)
+    # The settings the artifacts were built with travel with them: a change made in
+    # the clone is noticed (Snakemake's own metadata never left the origin).
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["runs"]["g_replace"]["options"] = {"sample_scale": 0.9}
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    expected = run_steps("g_replace", range(4), "metrics", "ensemble", "figures")
+    assert scheduled(clone) == expected | {("report", None, None)}
+    status = run([sys.executable, "-m", "modelcollapse", "status"], clone).stdout
+    assert (
+        "run g_replace: generations 0-3: stale (settings changed: options.sample_scale)" in status
+    )
+
+
+def test_a_partial_pull_is_noticed_and_rebuilt(repo, tmp_path):
+    """A remote that lacks some objects: what `dvc pull` could not bring is scheduled
+    (and only that), not reported as up to date."""
+    base, origin = repo
+    remote = tmp_path / "remote"
+    shutil.copytree(base / "remote", remote)
+    lock = yaml.safe_load((origin / "dvc.lock").read_text())
+    (out,) = [o for o in lock["stages"]["chain@g_acc"]["outs"] if o["path"] == "data/runs/g_acc"]
+    value = out["md5"].removesuffix(".dir")
+    listing = json.loads((remote / "files/md5" / value[:2] / (value[2:] + ".dir")).read_text())
+    (lost,) = [e["md5"] for e in listing if e["relpath"] == "gen_0001/samples.parquet"]
+    (remote / "files/md5" / lost[:2] / lost[2:]).unlink()
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
+    dvc(clone, "remote", "modify", "--local", "local", "url", str(remote))
+    assert dvc(clone, "pull", check=False).returncode != 0  # fetches what it can
+    assert dvc(clone, "checkout", check=False).returncode != 0  # checks out what it can
+    assert (clone / "data/runs/g_replace").is_dir() and not (clone / "data/runs/g_acc").exists()
+    jobs = scheduled(clone)
+    assert ("generation", "g_acc", 1) in jobs and ("metrics", "g_acc", None) in jobs
+    assert {name for _, name, _ in jobs} == {"g_acc", None}  # that run and the report
 
 
 def test_pull_a_single_generation_file(repo):

@@ -1,4 +1,4 @@
-"""Regimes compose training sets as manifests of references, exactly as DESIGN.md."""
+"""Regimes compose training sets as manifests of references (the README's regimes table)."""
 
 import json
 

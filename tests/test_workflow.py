@@ -6,10 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
-import yaml
 from workflow_utils import TINY_PARAMS, make_workflow, run, snakemake, tree_md5s
-
-from modelcollapse.io import file_md5
 
 pytestmark = pytest.mark.slow
 
@@ -133,21 +130,3 @@ def test_corrupt_artifact_error_names_the_file(tmp_path):
     assert "corrupt Parquet artifact" in log
     assert "data/runs/g_replace/gen_0001/samples.parquet" in log
     assert not (wf / "data/runs/g_replace/gen_0002/model.safetensors").exists()
-
-
-def test_params_of_other_runs_do_not_invalidate_a_run(built):
-    md5 = file_md5(built / "data/runs/g_replace/gen_0000/model.safetensors")
-    params = yaml.safe_load((built / "params.yaml").read_text())
-    params["runs"]["g_replace"]["generations"] = 5  # a longer chain reuses the old gens
-    (built / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        out = snakemake(built, "--cores", "1", "-n", "--quiet", "rules")
-        text = out.stdout + out.stderr
-        assert "generation" in text and "prepare_human" not in text
-        snakemake(built, "--cores", "1")
-        assert file_md5(built / "data/runs/g_replace/gen_0000/model.safetensors") == md5
-        frame = pd.read_csv(built / "results/g_replace/metrics.csv")
-        assert len(frame) == 5
-    finally:
-        params["runs"]["g_replace"]["generations"] = 4
-        (built / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

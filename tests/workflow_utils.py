@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -129,3 +131,96 @@ def tree_md5s(root: Path, *dirs: str) -> dict[str, str]:
             if path.is_file() and path.name not in (".gitignore", ".snakemake_timestamp"):
                 out[path.relative_to(root).as_posix()] = hashlib.md5(path.read_bytes()).hexdigest()
     return out
+
+
+def git(cwd: Path, *args: str):
+    return run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd)
+
+
+def dvc_repo(path: Path, params: dict | None = None, remote: Path | None = None) -> Path:
+    """A copy of the workflow as a git + DVC repository (its code committed)."""
+    wf = make_workflow(path, params)
+    for name in (".gitignore", ".dvcignore"):
+        shutil.copy(ROOT / name, wf / name)
+    git(wf, "init", "-q", "-b", "main")
+    dvc(wf, "init", "-q")
+    dvc(wf, "config", "core.analytics", "false")
+    if remote is not None:
+        dvc(wf, "remote", "add", "-d", "local", str(remote))
+    git(wf, "add", "-A")
+    git(wf, "commit", "-q", "-m", "code")
+    return wf
+
+
+# Snakemake rule -> the step it runs (modelcollapse.paths.job_of_path's names).
+RULE_STEPS = {
+    "prepare_human": "human",
+    "generation": "generation",
+    "collect_metrics": "metrics",
+    "ensemble": "ensemble",
+    "plots": "figures",
+    "report": "report",
+}
+_RULE = re.compile(r"^(?:local)?rule (\w+):$")
+_WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
+
+
+def scheduled(cwd: Path, *args: str) -> set[tuple]:
+    """The jobs ``snakemake -n`` schedules, as (step, run or source, generation)."""
+    out = snakemake(cwd, "--cores", "1", "-n", *args)
+    jobs: list[list] = []
+    for line in out.stdout.splitlines():
+        m = _RULE.match(line)
+        if m:
+            jobs.append([m[1], {}])
+            continue
+        w = _WILDCARDS.match(line)
+        if w and jobs:
+            jobs[-1][1] = dict(kv.split("=", 1) for kv in w[1].split(", "))
+    result = set()
+    for rule, wc in jobs:
+        if rule == "all":
+            continue
+        name = wc.get("run") or wc.get("source")
+        gen = int(wc["gen"]) if "gen" in wc else None
+        result.add((RULE_STEPS[rule], name, gen))
+    return result
+
+
+def run_steps(run_id: str, generations, *steps: str) -> set[tuple]:
+    """The step tuples of ``run_id``: the given generations and the named steps."""
+    return {("generation", run_id, g) for g in generations} | {(s, run_id, None) for s in steps}
+
+
+def ledger_mtimes(root: Path) -> dict[str, int]:
+    """mtime_ns of every ledger record: a record is rewritten iff its generation ran
+    (under either tool; DVC relinks its outputs, so their mtimes say less)."""
+    return {
+        p.relative_to(root).as_posix(): p.stat().st_mtime_ns
+        for p in sorted((root / "lineage").rglob("gen_*.json"))
+    }
+
+
+def rebuilt_generations(before: dict[str, int], after: dict[str, int]) -> set[tuple]:
+    out = set()
+    for path, mtime in after.items():
+        if before.get(path) != mtime:
+            _, run_id, name = path.split("/")
+            out.add(("generation", run_id, int(name[4:8])))
+    return out
+
+
+def dvc_stages_run(output: str) -> set[str]:
+    """Stages `dvc repro` ran, from its output."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def dvc_changed_stages(cwd: Path) -> set[str]:
+    out = dvc(cwd, "status", "--json")
+    return set(json.loads(out.stdout or "{}"))
+
+
+def verify_ok(cwd: Path) -> str:
+    out = run([sys.executable, "-m", "modelcollapse", "lineage", "verify"], cwd, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout

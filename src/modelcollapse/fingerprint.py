@@ -19,6 +19,8 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
+import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from functools import cache
@@ -107,16 +109,49 @@ def _resolve_relative(module: str, is_package: bool, level: int, target: str | N
     return ".".join(base + ([target] if target else []))
 
 
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "modelcollapse" / "fingerprints"
+
+
 @cache
 def _parse(name: str) -> tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]:
-    """(normalised-tree digest, imported names, lazy exports) of module ``name``."""
+    """(normalised-tree digest, imported names, lazy exports) of module ``name``.
+
+    Parsing is the slow part of a fingerprint, so results are kept in a user cache
+    keyed by the module's name and the sha256 of its bytes (content-addressed: an
+    entry can never describe other code)."""
     path = _origin(name)
     if path is None:
         raise FingerprintError(f"module {name} has no Python source to fingerprint")
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (OSError, SyntaxError) as exc:
+        source = path.read_bytes()
+    except OSError as exc:
         raise FingerprintError(f"cannot read {path} ({name}): {exc}") from exc
+    entry = _cache_dir() / hashlib.sha256(name.encode() + b"\0" + source).hexdigest()
+    try:
+        digest, imported, exports = json.loads(entry.read_text(encoding="utf-8"))
+        return digest, tuple(imported), tuple(tuple(e) for e in exports)
+    except (OSError, ValueError, TypeError):
+        pass
+    result = _parse_source(name, path, source)
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(result), encoding="utf-8")
+        os.replace(tmp, entry)
+    except OSError:
+        pass  # a read-only home: parse again next time
+    return result
+
+
+def _parse_source(
+    name: str, path: Path, source: bytes
+) -> tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]:
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise FingerprintError(f"cannot parse {path} ({name}): {exc}") from exc
     is_package = path.name == "__init__.py"
     exports = _lazy_exports(tree)
     imported: list[str] = []

@@ -1,4 +1,4 @@
-"""How generation n's training set is composed (the regimes table in DESIGN.md)."""
+"""How generation n's training set is composed (the regimes table in the README)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from modelcollapse.manifest import include, part, row_count, to_ranges
 from modelcollapse.paths import gen_file, human_file
 
 REGIMES = ("replace", "mix", "accumulate", "accumulate_subsample", "fresh")
@@ -34,6 +33,10 @@ def compose_training_set(
     regime. An accumulate manifest includes its predecessor's manifest by reference,
     so manifests stay O(1) in size and storage grows linearly with generations.
     """
+    # Here, not at the top: validating params.yaml reads this module's constants and
+    # should not pay for the manifest module's pandas.
+    from modelcollapse.manifest import include, part, row_count, to_ranges
+
     n = settings["samples_per_generation"]
     regime = settings["regime"]
     human = settings["human"]

@@ -18,7 +18,7 @@ A family is one module in ``modelcollapse.families`` that defines:
     (``runs.<id>.options``); ``truth`` supplies what the model must know of the
     world (the dimension, the label noise of a regression).
 ``evaluate(model, truth, test, samples) -> dict[str, float]``
-    The per-generation metrics (names are part of the contract, see DESIGN.md).
+    The per-generation metrics (names are part of the contract: the README lists them).
 ``simulate_ensemble(truth, *, options, regime, generations, samples_per_generation,
 real_fraction, chains, rng) -> dict[str, np.ndarray]``
     ``chains`` independent chains of the same setting, vectorised over chains;
