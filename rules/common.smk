@@ -19,7 +19,6 @@ from modelcollapse.dvcsync import WorkflowLock, WorkflowLocked, commit_to_dvc, i
 from modelcollapse.keys import Keys
 from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, job_of_path
 from modelcollapse.plan import Planner, describe
-from modelcollapse.stamps import stamp_path
 
 SETTINGS_SOURCE = "params.yaml (with --config overrides)"
 try:
@@ -237,7 +236,11 @@ def record_in_dvc():
             file=sys.stderr,
         )
         return
-    committed, left = commit_to_dvc(PARAMS)
+    try:
+        committed, left = commit_to_dvc(PARAMS)
+    except RuntimeError as exc:
+        print(f"modelcollapse: WARNING: dvc.lock not updated: {exc}", file=sys.stderr)
+        return
     print(f"modelcollapse: dvc.lock: committed {len(committed)} stage(s)", file=sys.stderr)
     if left:
         shown = "; ".join(f"{stage} ({why})" for stage, why in list(left.items())[:5])

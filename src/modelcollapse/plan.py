@@ -113,6 +113,7 @@ class Planner:
         self.forced = forced or (lambda step, name, generation: False)
         self._cache: dict[tuple, Status] = {}
         self._generations: dict[str, list[Status]] = {}
+        self._human_md5s: dict[str, dict[str, str]] = {}
 
     # ------------------------------------------------------------ reading
     def record(self, run: str, generation: int) -> dict[str, Any] | None:
@@ -150,8 +151,10 @@ class Planner:
 
     def human_md5s(self, source: str) -> dict[str, str]:
         """The human source's files and md5s, as its stamp records them."""
-        stamp = self._stamp("human", source) or {}
-        return dict(stamp.get("files") or {})
+        if source not in self._human_md5s:
+            stamp = self._stamp("human", source) or {}
+            self._human_md5s[source] = dict(stamp.get("files") or {})
+        return self._human_md5s[source]
 
     # ------------------------------------------------------------ generations
     def generation(self, run: str, generation: int) -> Status:
