@@ -9,6 +9,7 @@
 # rebuilt upstream step reaches it. The planner marks everything downstream of an
 # out-of-date step as well, so one invocation rebuilds all of it.
 # See docs/architecture.md, "What reruns when".
+import dataclasses
 import os
 import sys
 import time
@@ -28,6 +29,8 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 RUNS = list(PARAMS.runs)
+# The validated settings, handed to every job (a job need not validate them again).
+STUDY = dataclasses.asdict(PARAMS)
 
 
 wildcard_constraints:

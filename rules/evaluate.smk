@@ -6,6 +6,8 @@ rule collect_metrics:
         metrics=results_path("metrics.csv"),
         summary=results_path("summary.json"),
         stamp=results_path(".metrics.build.json"),
+    params:
+        study=STUDY,
     conda:
         CONDA_ENV
     log:
@@ -21,6 +23,8 @@ rule ensemble:
     output:
         ensemble=results_path("ensemble.csv"),
         stamp=results_path(".ensemble.build.json"),
+    params:
+        study=STUDY,
     conda:
         CONDA_ENV
     log:
@@ -36,6 +40,8 @@ rule plots:
         unpack(plot_inputs),
     output:
         directory(results_path("figures")),
+    params:
+        study=STUDY,
     conda:
         CONDA_ENV
     log:

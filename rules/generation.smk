@@ -12,6 +12,7 @@ rule generation:
         samples=gen_path("samples.parquet"),
         metrics=gen_path("metrics.json"),
     params:
+        study=STUDY,
         generation=gen_index,
     conda:
         CONDA_ENV

@@ -4,6 +4,8 @@ rule prepare_human:
         unpack(human_inputs),
     output:
         directory(HUMAN_DIR),
+    params:
+        study=STUDY,
     conda:
         CONDA_ENV
     log:

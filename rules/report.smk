@@ -4,6 +4,8 @@ rule report:
         unpack(report_inputs),
     output:
         directory(REPORT_DIR),
+    params:
+        study=STUDY,
     conda:
         CONDA_ENV
     log:

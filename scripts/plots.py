@@ -2,9 +2,9 @@
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 
-from modelcollapse.config import validate
+from modelcollapse.config import Params
 from modelcollapse.jobs import figures_job
 from modelcollapse.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-figures_job(validate(snakemake.config), snakemake.wildcards.run)
+figures_job(Params(**snakemake.params.study), snakemake.wildcards.run)

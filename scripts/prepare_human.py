@@ -2,9 +2,9 @@
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 
-from modelcollapse.config import validate
+from modelcollapse.config import Params
 from modelcollapse.jobs import human_job
 from modelcollapse.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-human_job(validate(snakemake.config), snakemake.wildcards.source)
+human_job(Params(**snakemake.params.study), snakemake.wildcards.source)
