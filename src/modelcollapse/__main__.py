@@ -7,7 +7,9 @@ Commands: ``validate`` (params.yaml), ``status`` (what is out of date, and why),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from modelcollapse.config import ConfigError, check_prepared_pools, load_params
 from modelcollapse.io import ArtifactError
@@ -62,8 +64,29 @@ def _stage(args: argparse.Namespace) -> int:
     return 0
 
 
+_REEXEC = "MODELCOLLAPSE_CHECKOUT"
+
+
+def _use_this_checkout() -> None:
+    """Run the code of the workflow in the working directory, as its Snakefile and
+    scripts do: with one environment shared by several clones, the installed package
+    may be another clone's, whose fingerprints would not describe this one's code."""
+    src = Path.cwd() / "src"
+    here = Path(__file__).resolve().parent
+    if os.environ.get(_REEXEC) or not (src / "modelcollapse" / "__init__.py").is_file():
+        return
+    if (src / "modelcollapse").resolve() == here:
+        return
+    env = {**os.environ, _REEXEC: "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
+    os.execve(sys.executable, [sys.executable, "-m", "modelcollapse", *sys.argv[1:]], env)
+
+
 def main(argv: list[str] | None = None) -> int:
     from modelcollapse.lineage import cli as lineage_cli
+
+    if argv is None:
+        _use_this_checkout()
 
     parser = argparse.ArgumentParser(prog="modelcollapse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
