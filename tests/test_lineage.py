@@ -1,11 +1,15 @@
-"""The lineage ledger: records, human share, verify, show, export, diff, summary, DVC.
+"""The lineage ledger: records, human share, head, verify, show, export, diff, summary, DVC.
 
 A tiny study is built with the pipeline's own functions in a temporary directory;
 the DVC test runs the real DVC (repro, push, fresh clone, pull) on a local remote.
+The forgery tests play someone who can write lineage/ (and more): each rewrite
+recomputes the hashes and re-chains the later records, so only the derived fields,
+the head or dvc.lock can give it away.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -38,6 +42,7 @@ from modelcollapse.lineage import (
     diff,
     diff_text,
     export,
+    ledger_records,
     lineage_summary_text,
     load_record,
     record_generation,
@@ -46,7 +51,9 @@ from modelcollapse.lineage import (
     verify,
 )
 from modelcollapse.lineage.graph import build_graph, records_of, to_prov
+from modelcollapse.lineage.ledger import head_path, write_head
 from modelcollapse.paths import GEN_FILES, HUMAN_FILES, gen_dir, gen_file, human_file
+from modelcollapse.results import collect_metrics
 
 N = 30
 RAW = {
@@ -77,6 +84,8 @@ def generate(run_id: str, g: int, settings: dict, root: Path, key: str | None = 
 
 
 def build_study(root: Path, params=PARAMS) -> Path:
+    """Every generation of every run, then each run's metrics step (which writes its
+    ledger head), as the workflow runs them."""
     root.mkdir(parents=True, exist_ok=True)
     for source, spec in params.human.items():
         human.prepare_human(source, spec, root)
@@ -84,6 +93,7 @@ def build_study(root: Path, params=PARAMS) -> Path:
         settings = params.generation_settings(run_id)
         for g in range(spec["generations"]):
             generate(run_id, g, settings, root, Keys(params).generation(run_id, g))
+        collect_metrics(run_id, spec["generations"], root)
     return root
 
 
@@ -213,9 +223,12 @@ def test_human_share_for_replace_and_accumulate(study):
 def test_rerunning_a_generation_reproduces_its_content_hash(work, tmp_path):
     before = load_record("mix", 3, work)
     shutil.rmtree(gen_dir("mix", 3, work))
+    head = head_path("mix", work).read_bytes()
     after = generate("mix", 3, PARAMS.generation_settings("mix"), work, KEYS.generation("mix", 3))
     assert after["content_hash"] == before["content_hash"]
     assert after["artifacts"] == before["artifacts"]
+    write_head("mix", 7, work)  # the metrics step after the rebuild: the head holds too
+    assert head_path("mix", work).read_bytes() == head
     # A study built elsewhere from scratch has the same content hashes throughout.
     other = build_study(
         tmp_path / "elsewhere", validate({**RAW, "runs": {"mix": RAW["runs"]["mix"]}})
@@ -244,6 +257,12 @@ def test_verify_passes_and_says_what_it_checked(study, capsys):
     assert f"artifacts: {TOTAL_GENS * len(GEN_FILES)} md5s recomputed" in out
     assert "human data: 4 files' md5s recomputed" in out
     assert "runs: 4 (acc, accsub, mix, rep)" in out
+    assert (
+        f"derived fields: {TOTAL_GENS} compositions, parents and human shares re-derived "
+        f"from train.json, {TOTAL_GENS} settings and keys compared with model.json" in out
+    )
+    assert "heads: 4 head.json digests recomputed" in out
+    assert "note: no params.yaml: settings checked against model.json only" in out
 
 
 @pytest.mark.parametrize(
@@ -321,13 +340,16 @@ def test_deleting_a_record_breaks_the_chain_there(work, capsys):
         "FAIL run mix generation 3: lineage/mix/gen_0003.json: ledger record missing: "
         "hash chain broken at this generation"
     )
-    # Dropping the newest record leaves artifacts no record accounts for.
+    # Dropping the newest record leaves a generation the head counts and artifacts no
+    # record accounts for.
     record_path("rep", 3, work).unlink()
     rc, _, err = cli(capsys, "verify", "rep", "--root", str(work))
     assert rc == 1
     assert fail_lines(err) == [
+        "FAIL run rep generation 3: lineage/rep/gen_0003.json: ledger record missing: "
+        "hash chain broken at this generation",
         "FAIL run rep generation 3: data/runs/rep/gen_0003: artifacts without a ledger "
-        "record (record deleted?)"
+        "record (record deleted?)",
     ]
 
 
@@ -340,6 +362,246 @@ def test_an_unparsable_record_is_named(work, capsys):
     rc, _, err = cli(capsys, "show", "acc:1", "--root", str(work))
     assert rc == 2
     assert "gen_0001.json does not parse" in err
+
+
+# ------------------------------------------------------------------------ head
+
+
+def content_digest(hashes: list[str]) -> str:
+    """The head's digest, computed here from its definition: sha256 of the canonical
+    JSON list of the content hashes of generations 0..G-1."""
+    return hashlib.sha256(json.dumps(hashes, separators=(",", ":")).encode()).hexdigest()
+
+
+def test_the_metrics_step_writes_a_head_that_digests_every_record(study):
+    hashes = [load_record("mix", g, study)["content_hash"] for g in range(7)]
+    head = json.loads(head_path("mix", study).read_text())
+    assert head == {
+        "schema": "modelcollapse.lineage/2",
+        "run": "mix",
+        "generations": 7,
+        "head_generation": 6,
+        "head_content_hash": hashes[6],
+        "digest": content_digest(hashes),
+    }
+    assert head_path("mix", study).read_text() == dumps_json(head)
+    assert head_path("mix", study).as_posix().endswith("lineage/mix/head.json")
+    assert not (study / "lineage/mix/head.json.tmp").exists()
+
+
+def test_a_missing_head_is_named_and_generations_beyond_it_are_a_note(work, capsys):
+    head_path("rep", work).unlink()
+    rc, _, err = cli(capsys, "verify", "rep", "--root", str(work))
+    assert rc == 1
+    assert fail_lines(err) == [
+        "FAIL run rep: lineage/rep/head.json: missing: the run's metrics step writes it "
+        "(Snakemake rule collect_metrics, DVC stage chain@rep); run it and commit head.json"
+    ]
+    # A generation beyond the head's count (as when `generations` was lowered).
+    write_head("rep", 4, work)
+    generate("rep", 4, PARAMS.generation_settings("rep"), work, None)
+    result = verify(["rep"], work)
+    assert result.ok, [str(p) for p in result.problems]
+    note = "run rep: generation(s) 4-4 recorded beyond head.json's 4 (generations lowered?)"
+    assert f"{note}: not anchored" in result.notes
+    collect_metrics("rep", 5, work)
+    assert json.loads(head_path("rep", work).read_text())["generations"] == 5
+    assert verify(["rep"], work).ok
+
+
+def forge(root: Path, run_id: str, g: int, edit) -> dict:
+    """Rewrite record ``g`` of ``run_id`` with ``edit`` as someone with write access
+    to lineage/ can: recompute its hashes, re-chain every later record (its
+    prev_content_hash and parents' content hashes, then its hashes). Return the
+    forged record."""
+    renamed: dict[str, str] = {}
+    forged: dict = {}
+    for gen, path in ledger_records(run_id, root).items():
+        if gen < g:
+            continue
+        rec = json.loads(path.read_text())
+        if gen == g:
+            edit(rec)
+            forged = rec
+        rec["prev_content_hash"] = renamed.get(rec["prev_content_hash"], rec["prev_content_hash"])
+        for p in rec["parents"]:
+            p["content_hash"] = renamed.get(p["content_hash"], p["content_hash"])
+        old = rec["content_hash"]
+        rec["content_hash"] = compute_content_hash(rec)
+        rec["record_hash"] = compute_record_hash(rec)
+        renamed[old] = rec["content_hash"]
+        rewrite(path, rec)
+    return forged
+
+
+def head_line(root: Path, run_id: str, generations: int) -> str:
+    """The FAIL line of a head whose records were rewritten."""
+    stored = json.loads(head_path(run_id, root).read_text())["digest"]
+    hashes = [load_record(run_id, g, root)["content_hash"] for g in range(generations)]
+    return (
+        f"FAIL run {run_id}: lineage/{run_id}/head.json: digest {stored} is not "
+        f"{content_digest(hashes)}, the digest of the content hashes of records "
+        f"0-{generations - 1}: records were rewritten after head.json was written (lineage "
+        "diff shows which) or it was edited; after a rebuild, run the metrics step"
+    )
+
+
+@pytest.mark.parametrize("g", [3, 6], ids=["middle", "last"])
+def test_a_forged_effective_share_rehashed_and_rechained_is_caught(work, capsys, g):
+    true = load_record("mix", g, work)["human_share"]
+    forge(work, "mix", g, lambda rec: rec["human_share"].update(effective=0.5))
+    rc, _, err = cli(capsys, "verify", "mix", "--root", str(work))
+    assert rc == 1
+    record = f"FAIL run mix generation {g}: lineage/mix/gen_{g:04d}.json:"
+    assert fail_lines(err) == [
+        head_line(work, "mix", 7),
+        f"{record} human share: effective 0.5 is not 1 / path_length {true['path_length']}",
+        f"{record} human share differs from the one data/runs/mix/gen_{g:04d}/train.json and "
+        f"the parents' records give (effective: record 0.5, derived {true['effective']})",
+    ]
+    # The direct share alone, too.
+    forge(work, "mix", g, lambda rec: rec["human_share"].update(true, direct=0.2))
+    rc, _, err = cli(capsys, "verify", "mix", "--root", str(work))
+    assert fail_lines(err)[1:] == [
+        f"{record} human share: direct 0.2 is not the composition's human fraction 0.1",
+        f"{record} human share differs from the one data/runs/mix/gen_{g:04d}/train.json and "
+        "the parents' records give (direct: record 0.2, derived 0.1)",
+    ]
+
+
+def test_a_forged_composition_with_a_consistent_share_is_caught_against_train_json(work, capsys):
+    true = load_record("mix", 6, work)
+
+    def edit(rec):  # 6 human rows instead of 3, and every share made to follow
+        m5 = load_record("mix", 5, work)["human_share"]["path_length"]
+        m = (6 + 24 * (1 + m5)) / 30
+        rec["composition"].update(
+            human_rows={"data/human/g1/pool.parquet": 6}, synthetic_rows={"5": 24},
+            human_fraction=0.2,
+        )  # fmt: skip
+        rec["human_share"] = {"direct": 0.2, "effective": 1 / m, "path_length": m}
+
+    forged = forge(work, "mix", 6, edit)
+    rc, _, err = cli(capsys, "verify", "mix", "--root", str(work))
+    assert rc == 1
+    share, true_share = forged["human_share"], true["human_share"]
+    assert fail_lines(err) == [
+        head_line(work, "mix", 7),
+        "FAIL run mix generation 6: lineage/mix/gen_0006.json: composition differs from "
+        "data/runs/mix/gen_0006/train.json's parts (human_fraction: record 0.2, train.json "
+        '0.1; human_rows: record {"data/human/g1/pool.parquet": 6}, train.json '
+        '{"data/human/g1/pool.parquet": 3}; synthetic_rows: record {"5": 24}, train.json '
+        '{"5": 27})',
+        "FAIL run mix generation 6: lineage/mix/gen_0006.json: human share differs from the "
+        "one data/runs/mix/gen_0006/train.json and the parents' records give (direct: record "
+        f"0.2, derived 0.1; effective: record {share['effective']}, derived "
+        f"{true_share['effective']}; path_length: record {share['path_length']}, derived "
+        f"{true_share['path_length']})",
+    ]
+
+
+def test_forged_settings_are_caught_against_model_json_and_params_yaml(work, capsys):
+    (work / "params.yaml").write_text(yaml.safe_dump(RAW))
+    rc, out, err = cli(capsys, "verify", "--root", str(work))
+    assert rc == 0, err
+    assert "params.yaml: settings of 4 run(s) compared" in out
+
+    def edit(rec):
+        rec["settings"]["seed"] = rec["seed"] = 8
+
+    forge(work, "mix", 2, edit)
+    rc, _, err = cli(capsys, "verify", "--root", str(work))
+    assert rc == 1
+    assert fail_lines(err) == [
+        head_line(work, "mix", 7),
+        "FAIL run mix generation 2: lineage/mix/gen_0002.json: settings differ from "
+        "data/runs/mix/gen_0002/model.json's (seed: record 8, model.json 7)",
+        "FAIL run mix generation 2: lineage/mix/gen_0002.json: settings differ from "
+        "params.yaml's (seed: record 8, params.yaml 7): the run is out of date with "
+        "params.yaml (rebuild it) or the record was edited",
+    ]
+    # The seed alone, against the record's own settings.
+    forge(work, "mix", 2, lambda rec: rec["settings"].update(seed=7))
+    assert fail_lines(cli(capsys, "verify", "mix", "--root", str(work))[2])[1:] == [
+        "FAIL run mix generation 2: lineage/mix/gen_0002.json: seed 8 is not the settings' seed 7"
+    ]
+
+
+def test_params_yaml_out_of_date_invalid_or_without_the_run(work):
+    raw = json.loads(json.dumps(RAW))
+    raw["runs"]["rep"]["samples_per_generation"] = 40
+    raw["runs"]["acc"]["generations"] = 5
+    del raw["runs"]["accsub"]
+    (work / "params.yaml").write_text(yaml.safe_dump(raw))
+    result = verify(root=work, files=False)
+    assert [str(p) for p in result.problems] == [
+        "run acc: lineage/acc/head.json: anchors 4 generations, params.yaml asks for 5: the "
+        "run is out of date with params.yaml (run the workflow) or head.json was edited",
+    ] + [
+        f"run rep generation {g}: lineage/rep/gen_{g:04d}.json: settings differ from "
+        "params.yaml's (samples_per_generation: record 30, params.yaml 40): the run is out "
+        "of date with params.yaml (rebuild it) or the record was edited"
+        for g in range(4)
+    ]
+    assert "run accsub is not in params.yaml: its settings are not compared" in result.notes
+    (work / "params.yaml").write_text("runs: [\n")
+    result = verify(root=work, files=False)
+    assert len(result.problems) == 1
+    assert str(result.problems[0]).startswith(
+        "run *: params.yaml: invalid, no settings checked against it: "
+    )
+    assert "not valid YAML" in str(result.problems[0])
+
+
+def test_a_consistent_rewrite_of_the_records_is_caught_by_the_head(work, capsys):
+    # code_fingerprint is derived from nothing verify can read: only the head sees it.
+    forge(work, "mix", 3, lambda rec: rec.update(code_fingerprint="f" * 64))
+    rc, _, err = cli(capsys, "verify", "--root", str(work))
+    assert rc == 1
+    assert fail_lines(err) == [head_line(work, "mix", 7)]
+
+
+def test_a_rewritten_head_is_caught_against_dvc_lock(work, capsys):
+    head = head_path("mix", work)
+    committed = file_md5(head)
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "chain@mix": {
+                "cmd": "python scripts/stage.py chain",
+                "outs": [{"path": "lineage/mix/head.json", "hash": "md5", "md5": committed,
+                          "size": head.stat().st_size}],
+            }
+        },
+    }  # fmt: skip
+    (work / "dvc.lock").write_text(yaml.safe_dump(lock))
+    result = verify(root=work)
+    assert result.ok, [str(p) for p in result.problems]
+    assert result.counts["dvc_heads"] == 1
+    note = "dvc.lock has no output lineage/rep/head.json (stage chain@rep): head not checked"
+    assert note in result.notes
+    forge(work, "mix", 3, lambda rec: rec.update(code_fingerprint="f" * 64))
+    write_head("mix", 7, work)  # the forger rewrites the head too
+    rc, _, err = cli(capsys, "verify", "--root", str(work))
+    assert rc == 1
+    assert fail_lines(err) == [
+        f"FAIL run mix: lineage/mix/head.json: md5 {file_md5(head)}, dvc.lock records "
+        f"{committed}: head.json changed after dvc.lock was written (the workflow records a "
+        "rebuilt head in both)"
+    ]
+
+
+def test_verify_rederives_compositions_as_the_manifest_module_does(study):
+    from modelcollapse.lineage.audit import _Manifests
+    from modelcollapse.manifest import composition, read_manifest
+
+    manifests = _Manifests(study)
+    for run_id, spec in PARAMS.runs.items():
+        for g in reversed(range(spec["generations"])):  # the deepest include first
+            path = gen_file(run_id, g, "train.json").as_posix()
+            expected = composition(read_manifest(study / path), study)
+            assert manifests.composition(path) == expected
+            assert load_record(run_id, g, study)["composition"] == expected
 
 
 # ------------------------------------------------------------------------ show
@@ -541,7 +803,10 @@ def test_after_a_fresh_clone_and_dvc_pull_the_ledger_verifies_against_dvc(tmp_pa
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "study")
     tracked = git(repo, "ls-files", "lineage").split()
-    assert len(tracked) == sum(gens.values())
+    assert sorted(tracked) == sorted(
+        [f"lineage/{r}/gen_{g:04d}.json" for r, count in gens.items() for g in range(count)]
+        + [f"lineage/{r}/head.json" for r in gens]
+    )
     assert load_record("mix", 3, repo)["code"] == {"commit": code_commit, "dirty": False}
 
     clone = tmp_path / "clone"
@@ -553,11 +818,16 @@ def test_after_a_fresh_clone_and_dvc_pull_the_ledger_verifies_against_dvc(tmp_pa
     assert result.ok, [str(p) for p in result.problems]
     assert result.counts["dvc_runs"] == 2
     assert result.counts["dvc_files"] == sum(gens.values()) * len(GEN_FILES)
+    assert result.counts["dvc_heads"] == 2 and result.counts["params_runs"] == 2
     out = run([sys.executable, "-m", "modelcollapse", "lineage", "verify"], clone)
     assert "dvc.lock: 2 run directories checked file by file" in out.stdout
 
     # The ledger's md5s are the md5s DVC itself records for the same files.
     lock = yaml.safe_load((clone / "dvc.lock").read_text())
+    for r in gens:
+        (head_out,) = [o for o in lock["stages"][f"chain@{r}"]["outs"]
+                       if o["path"] == f"lineage/{r}/head.json"]  # fmt: skip
+        assert head_out["md5"] == file_md5(head_path(r, clone))
     for r, count in gens.items():
         (out_entry,) = [o for o in lock["stages"][f"chain@{r}"]["outs"]
                         if o["path"] == f"data/runs/{r}"]  # fmt: skip

@@ -1,5 +1,6 @@
-"""The ``metrics`` step: results/<run>/metrics.csv (one row per generation) and
-summary.json (the last generation's metrics, a DVC metric)."""
+"""The ``metrics`` step: results/<run>/metrics.csv (one row per generation),
+summary.json (the last generation's metrics, a DVC metric) and the run's ledger head
+lineage/<run>/head.json (``modelcollapse.lineage.ledger.write_head``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from modelcollapse import io
-from modelcollapse.lineage.ledger import load_record
+from modelcollapse.lineage.ledger import load_record, write_head
 from modelcollapse.paths import gen_file, results_dir
 from modelcollapse.stamps import stamp_path, write_stamp
 
@@ -17,15 +18,16 @@ from modelcollapse.stamps import stamp_path, write_stamp
 def collect_metrics(
     run: str, generations: int, root: str | Path = ".", stamp: dict[str, Any] | None = None
 ) -> pd.DataFrame:
-    """Write metrics.csv and summary.json, then the step's stamp (which records the
-    content hash of the last generation's ledger record, what the table was read
-    from); return the table."""
+    """Write metrics.csv, summary.json and the run's ledger head (head.json), then
+    the step's stamp (which records the content hash of the last generation's ledger
+    record, what the table was read from); return the table."""
     rows = [io.read_json(gen_file(run, g, "metrics.json", root)) for g in range(generations)]
     frame = pd.DataFrame(rows)
     frame = frame[["generation"] + sorted(c for c in frame.columns if c != "generation")]
     out = results_dir(run, root)
     io.write_text(out / "metrics.csv", frame.to_csv(index=False, float_format="%.10g"))
     io.write_json(out / "summary.json", {"run": run, **rows[-1]})
+    write_head(run, generations, root)
     if stamp is not None:
         last = load_record(run, generations - 1, root)["content_hash"]
         write_stamp(stamp_path("metrics", run, root), **stamp, last_content_hash=last)

@@ -24,7 +24,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"error: no ledger records under {Path(args.root) / 'lineage'}", file=sys.stderr)
         return 2
     if result.ok:
-        print("lineage verified: every checked hash holds")
+        print("lineage verified: every check holds")
         print(result.summary())
         return 0
     for p in result.problems:
@@ -66,9 +66,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", help="artifact path, ledger path, RUN or RUN:GENERATION")
     p.set_defaults(func=_show)
 
-    p = cmds.add_parser("verify", parents=[common], help="check md5s, the hash chain, dvc.lock")
+    p = cmds.add_parser(
+        "verify",
+        parents=[common],
+        help="check md5s, the hash chain, derived fields, heads, params.yaml, dvc.lock",
+    )
     p.add_argument("runs", nargs="*", help="runs to check (default: every run in the ledger)")
-    p.add_argument("--chain-only", action="store_true", help="skip the artifact files")
+    p.add_argument(
+        "--chain-only",
+        action="store_true",
+        help="skip the artifact files and what derives from them",
+    )
     p.add_argument("--no-dvc", action="store_true", help="skip the dvc.lock cross-check")
     p.set_defaults(func=_verify)
 

@@ -17,6 +17,12 @@ Two hashes make the ledger tamper-evident and reproducible:
 * ``record_hash``: sha256 of the canonical JSON of the whole record except itself:
   the circumstances (commit, packages) cannot be edited unnoticed either.
 
+Someone who rewrites a record and every record after it, hashes and links recomputed,
+keeps the chain whole. ``lineage/<run>/head.json`` (:func:`write_head`, written by the
+metrics step) anchors it: the run's length and a digest of its records' content
+hashes, a git-tracked DVC output whose md5 dvc.lock holds, so such a rewrite shows in
+review as a changed head.
+
 Records are JSON only: reading them never executes anything.
 """
 
@@ -75,6 +81,10 @@ PACKAGES = (
 # Paths the workflow itself writes while it runs: they do not make the code dirty.
 OUTPUT_PATHS = (LEDGER_DIR, "data", "results", "reports", "logs", ".snakemake", "dvc.lock")
 
+# lineage/<run>/head.json: the run's length and a digest of its records (write_head).
+HEAD_NAME = "head.json"
+HEAD_FIELDS = ("schema", "run", "generations", "head_generation", "head_content_hash", "digest")
+
 _RECORD_NAME = re.compile(r"^gen_(\d+)\.json$")
 _GEN_PATH = re.compile(r"^data/runs/(?P<run>[^/]+)/gen_(?P<gen>\d+)/(?P<name>[^/]+)$")
 
@@ -92,6 +102,10 @@ def ledger_dir(run: str, root: str | Path = ".") -> Path:
 
 def record_path(run: str, generation: int, root: str | Path = ".") -> Path:
     return ledger_dir(run, root) / f"gen_{gen_tag(generation)}.json"
+
+
+def head_path(run: str, root: str | Path = ".") -> Path:
+    return ledger_dir(run, root) / HEAD_NAME
 
 
 def rel(path: str | Path, root: str | Path = ".") -> str:
@@ -268,10 +282,11 @@ def _file_entry(path: Path, root: Path) -> dict[str, Any]:
     return {"path": rel(path, root), "size": path.stat().st_size, "md5": cached_md5(path)}
 
 
-def _parents(
+def parents_of(
     run: str, generation: int, manifest: dict[str, Any], root: Path
 ) -> tuple[list[dict[str, Any]], dict[tuple[str, int], dict[str, Any]]]:
-    """The records whose artifacts this generation's manifest uses directly."""
+    """The records whose artifacts this generation's manifest uses directly: the
+    record's ``parents`` entries, and (run, generation) -> parent record."""
     used: dict[tuple[str, int], list[dict[str, str]]] = {}
     for p in manifest["parts"]:
         if p.get("include") != "manifest" and p.get("source") == "human":
@@ -373,7 +388,7 @@ def build_record(
     manifest_path = gen_file(run, generation, "train.json", root)
     manifest = read_manifest(manifest_path)
     comp = manifest.get("composition") or composition(manifest, root)
-    parents, parent_records = _parents(run, generation, manifest, root)
+    parents, parent_records = parents_of(run, generation, manifest, root)
     prev_hash = None
     if generation > 0:
         prev = parent_records.get((run, generation - 1))
@@ -434,3 +449,55 @@ def record_generation(
     record = build_record(run, generation, settings, root, key, code_fingerprint)
     io.write_json(record_path(run, generation, root), record)
     return record
+
+
+# ------------------------------------------------------------------------ head
+
+
+def head_digest(content_hashes: list[str]) -> str:
+    """sha256 of the ordered content hashes of generations 0..G-1."""
+    return sha256(list(content_hashes))
+
+
+def build_head(run: str, generations: int, root: str | Path = ".") -> dict[str, Any]:
+    """The head of a run's ledger: its length and a digest of every record's content
+    hash, in order (not written)."""
+    hashes = [load_record(run, g, root)["content_hash"] for g in range(generations)]
+    return {
+        "schema": SCHEMA,
+        "run": run,
+        "generations": generations,
+        "head_generation": generations - 1 if hashes else None,
+        "head_content_hash": hashes[-1] if hashes else None,
+        "digest": head_digest(hashes),
+    }
+
+
+def write_head(run: str, generations: int, root: str | Path = ".") -> dict[str, Any]:
+    """Write ``lineage/<run>/head.json`` for generations 0..G-1; return it.
+
+    The head anchors the ledger in review: rewriting any record consistently (hashes
+    and chain recomputed) changes the digest, so head.json changes in the diff, and
+    its md5 in dvc.lock. Content hashes, not record hashes: a byte-identical rebuild
+    at another commit leaves the head unchanged. The write is atomic.
+    """
+    head = build_head(run, generations, root)
+    io.write_json(head_path(run, root), head)
+    return head
+
+
+def read_head(path: str | Path) -> dict[str, Any]:
+    """Parse a head.json (JSON only), naming the file on any problem."""
+    try:
+        head = io.read_json(path)
+    except io.ArtifactError as exc:
+        raise LedgerError(f"ledger head {path} does not parse: {exc}") from exc
+    if not isinstance(head, dict):
+        raise LedgerError(f"ledger head {path} does not parse: expected a JSON object")
+    missing = [k for k in HEAD_FIELDS if k not in head]
+    if missing:
+        raise LedgerError(f"ledger head {path} is incomplete: missing {', '.join(missing)}")
+    count = head["generations"]
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise LedgerError(f"ledger head {path}: generations is not a count")
+    return head
