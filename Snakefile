@@ -4,7 +4,7 @@
 import os
 import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -16,10 +16,9 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 sys.setrecursionlimit(100_000)
 
 
+# Validated (schema, ids, finite numbers, whole numbers, duplicate keys, the memory
+# budget) by rules/common.smk before any job is scheduled: README, "Settings".
 configfile: "params.yaml"
-
-
-validate(config, "schemas/params.schema.yaml")
 
 
 include: "rules/common.smk"

@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from modelcollapse.config import ConfigError, check_prepared_pools, validate as validate_params
+from modelcollapse.config import ConfigError, check_prepared_pools, load_params, read_yaml
+from modelcollapse.config import validate as validate_params
 from modelcollapse.dvcsync import WorkflowLock, WorkflowLocked, commit_to_dvc, is_dvc_repo
 from modelcollapse.keys import Keys
 from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, job_of_path
@@ -23,6 +24,10 @@ from modelcollapse.plan import Planner, describe
 
 SETTINGS_SOURCE = "params.yaml (with --config overrides)"
 try:
+    # Snakemake's own YAML loading keeps the last of two equal keys: read each config
+    # file again, strictly, so that a duplicate key is refused as DVC refuses it.
+    for _path in workflow.configfiles:
+        read_yaml(_path)
     PARAMS = validate_params(config, source=SETTINGS_SOURCE)
     check_prepared_pools(PARAMS)  # runs on real data whose source is already prepared
 except ConfigError as exc:
@@ -229,10 +234,11 @@ def record_in_dvc():
         return
     LOCK.release()
     try:
-        on_disk = validate_params(_read_params_yaml(), source="params.yaml")
-    except (ConfigError, OSError):
+        on_disk = load_params("params.yaml")
+    except ConfigError:
         on_disk = None
-    if on_disk != PARAMS:
+    # limits (what a job may hold) are not settings of any result, and DVC ignores them.
+    if on_disk is None or dataclasses.replace(on_disk, limits=PARAMS.limits) != PARAMS:
         print(
             "modelcollapse: dvc.lock not updated: this run's settings differ from params.yaml "
             "(--config or --configfile), and DVC knows only params.yaml.",
@@ -254,9 +260,3 @@ def record_in_dvc():
             file=sys.stderr,
         )
 
-
-def _read_params_yaml():
-    import yaml
-
-    with open("params.yaml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)

@@ -47,11 +47,13 @@ def _stage(args: argparse.Namespace) -> int:
     from modelcollapse.logs import setup_logging
 
     job, what, log_file = STAGES[args.name]
+    if what is not None and args.id is None:
+        args.id = _id_from_dvc(args.name, what)
     if (what is None) != (args.id is None):
         raise ConfigError(
             f"stage {args.name!r} " + (f"takes a {what} id" if what else "takes no argument")
         )
-    params = load_params(args.params)
+    params = load_params(args.params)  # every id in it is safe (config.check_id)
     if what is not None:
         known = params.human if what == "source" else params.runs
         if args.id not in known:
@@ -62,6 +64,21 @@ def _stage(args: argparse.Namespace) -> int:
     else:
         job(params, args.id)
     return 0
+
+
+def _id_from_dvc(name: str, what: str) -> str | None:
+    """The id of a ``foreach`` stage DVC runs, from ``DVC_STAGE`` (``<name>@<id>``).
+
+    dvc.yaml's commands hold no id: DVC substitutes ``${key}`` into the shell command
+    before anything could check it, so a run id from params.yaml would reach the shell.
+    """
+    stage = os.environ.get("DVC_STAGE")
+    if stage is None:
+        return None
+    stage_name, sep, id_ = stage.rpartition(":")[2].partition("@")
+    if stage_name != name or not sep:
+        raise ConfigError(f"stage {name}: DVC_STAGE is {stage!r}, not {name}@<{what} id>")
+    return id_
 
 
 _REEXEC = "MODELCOLLAPSE_CHECKOUT"

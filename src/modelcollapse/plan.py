@@ -29,7 +29,7 @@ from typing import Any
 from modelcollapse import io
 from modelcollapse.config import Params
 from modelcollapse.keys import Keys
-from modelcollapse.lineage.ledger import LedgerError, read_record, record_path
+from modelcollapse.lineage.ledger import LedgerError, head_path, read_record, record_path
 from modelcollapse.paths import GEN_FILES, REPORT_DIR, gen_file, human_dir, results_dir
 from modelcollapse.stamps import read_stamp, stamp_path
 
@@ -231,7 +231,10 @@ class Planner:
 
     def _outputs(self, step: str, name: str | None) -> list[Path]:
         if step in RESULT_FILES:
-            return [results_dir(name, self.root) / f for f in RESULT_FILES[step]]
+            files = [results_dir(name, self.root) / f for f in RESULT_FILES[step]]
+            # The metrics step also anchors the run's ledger (git-tracked, not a
+            # Snakemake output, so that a failing job never deletes it).
+            return files + [head_path(name, self.root)] if step == "metrics" else files
         if step == "figures":
             return [results_dir(name, self.root) / "figures"]
         return [self.root / REPORT_DIR]

@@ -42,9 +42,12 @@ same initialisation), ``NEEDS_PROMPTS`` (``sample(n, rng, prompts=)`` gets the
 first n human pool rows), ``NEEDS_REFERENCE`` (``annotate_samples(samples,
 reference)`` adds per-row columns and ``evaluate(..., reference=)`` gets the
 generation-0 model), and ``snapshot_figures(run, settings, truth, root, *, title)
--> {file name: Figure}`` for their own snapshot figures. Any family may list
-``LOG_METRICS``: metrics always drawn on a log axis (perplexities); others go
-log only when their values span two decades.
+-> {file name: Figure}`` for their own snapshot figures. A statistical family whose
+rows are not ``dim`` values, or whose model is not about ``dim x dim`` floats, defines
+``memory_footprint(truth_spec) -> (values per row, floats per model)``, from which
+validation estimates a job's memory before it runs (``modelcollapse.budget``).
+Any family may list ``LOG_METRICS``: metrics always drawn on a log axis
+(perplexities); others go log only when their values span two decades.
 
 Data are pandas DataFrames whose columns are the family's data columns only
 (``x0..x{d-1}``, ``y``, ``symbol``); provenance columns are added by the pipeline.

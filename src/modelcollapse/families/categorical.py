@@ -74,6 +74,11 @@ def zipf_probs(num_symbols: int, exponent: float) -> np.ndarray:
     return weights / weights.sum()
 
 
+def memory_footprint(spec: dict) -> tuple[int, int]:
+    """One symbol per row; a model is ``num_symbols`` probabilities (modelcollapse.budget)."""
+    return 1, int(spec["num_symbols"])
+
+
 def truth_from_spec(spec: dict) -> Model:
     """``{num_symbols: K, zipf_exponent: a}`` -> the true (Zipf) categorical."""
     unknown = set(spec) - {"num_symbols", "zipf_exponent"}

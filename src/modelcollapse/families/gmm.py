@@ -191,6 +191,14 @@ def _sample_rows(weights, means, covs, n: int, rng: np.random.Generator) -> np.n
 # --- the family contract ----------------------------------------------------------
 
 
+def memory_footprint(spec: dict) -> tuple[int, int]:
+    """``dim`` values per row; a model is a weight, mean and covariance per component
+    (modelcollapse.budget)."""
+    means = spec.get("means") or [[0.0]]
+    dim, k = max(len(means[0]), 1), max(len(spec.get("weights") or ()), 1)
+    return dim, k * (1 + dim + dim * dim)
+
+
 def truth_from_spec(spec: dict) -> Model:
     """``{weights, means, covariances}`` -> the true mixture as a fitted Model."""
     unknown = set(spec) - {"weights", "means", "covariances"}

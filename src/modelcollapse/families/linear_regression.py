@@ -67,6 +67,13 @@ def _labels(data: pd.DataFrame) -> np.ndarray:
     return data["y"].to_numpy(dtype=np.float64)
 
 
+def memory_footprint(spec: dict) -> tuple[int, int]:
+    """``dim`` features and a target per row; the fit holds a ``dim x dim`` Gram matrix
+    (modelcollapse.budget)."""
+    dim = int(spec["dim"])
+    return dim + 1, dim * dim
+
+
 def truth_from_spec(spec: dict) -> Model:
     """``{dim, noise_std, weights (optional, default ones(d)/sqrt(d))}`` -> the true model."""
     unknown = set(spec) - {"dim", "noise_std", "weights"}
