@@ -8,21 +8,27 @@ generation's train.json and the parents' records, its settings and key from
 model.json, its settings also from params.yaml; a consistent rewrite of records
 changes the digest of the run's head.json, whose md5 dvc.lock holds. What this
 cannot catch is in docs/lineage.md ("What verify guarantees").
+
+This module holds the entry point and the checks of the chain, the head and the
+files; derived.py re-derives the fields, dvclock.py checks dvc.lock.
 """
 
 from __future__ import annotations
 
-import configparser
-import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from modelcollapse import io
+from modelcollapse.lineage.derived import (
+    _check_derived,
+    _check_params,
+    _close,
+    _load_params,
+    _Manifests,
+)
+from modelcollapse.lineage.dvclock import _check_dvc, _check_dvc_head, load_dvc_lock
 from modelcollapse.lineage.ledger import (
     SCHEMA,
     LedgerError,
@@ -30,20 +36,15 @@ from modelcollapse.lineage.ledger import (
     compute_record_hash,
     head_digest,
     head_path,
-    human_share,
     ledger_records,
     ledger_runs,
-    parents_of,
     parse_gen_path,
     read_head,
     read_record,
     record_path,
     rel,
 )
-from modelcollapse.manifest import composition, read_manifest
-from modelcollapse.paths import HUMAN_DIR, RUN_DIR, gen_file
-
-REL_TOL = 1e-9
+from modelcollapse.paths import RUN_DIR
 
 
 @dataclass(frozen=True)
@@ -98,153 +99,6 @@ class VerifyResult:
                 f"{c['dvc_heads']} head.json md5s compared"
             )
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
-
-
-# ------------------------------------------------------------------------ DVC
-
-
-def dir_md5(entries: dict[str, str]) -> str:
-    """The md5 DVC 3 gives a directory: md5 of its sorted JSON listing, plus ``.dir``."""
-    listing = [{"md5": md5, "relpath": path} for path, md5 in sorted(entries.items())]
-    return hashlib.md5(json.dumps(listing, sort_keys=True).encode("utf-8")).hexdigest() + ".dir"
-
-
-def dvc_cache_dir(root: Path) -> Path:
-    """The local DVC cache: ``.dvc/cache`` unless ``[cache] dir`` says otherwise."""
-    cache = root / ".dvc" / "cache"
-    for name in ("config", "config.local"):
-        cfg_path = root / ".dvc" / name
-        if cfg_path.exists():
-            cfg = configparser.ConfigParser(strict=False, interpolation=None)
-            try:
-                cfg.read(cfg_path)
-            except configparser.Error:
-                continue
-            if cfg.has_option("cache", "dir"):
-                cache = (root / ".dvc" / cfg.get("cache", "dir")).resolve()
-    return cache
-
-
-def read_dir_listing(root: Path, md5: str) -> dict[str, str] | None:
-    """relpath -> md5 from the DVC cache's ``.dir`` object, or None when not cached."""
-    value = md5.removesuffix(".dir")
-    path = dvc_cache_dir(root) / "files" / "md5" / value[:2] / (value[2:] + ".dir")
-    if not path.exists():
-        return None
-    data = io.read_json(path)
-    if not isinstance(data, list) or not all(
-        isinstance(e, dict) and "relpath" in e and "md5" in e for e in data
-    ):
-        raise io.ArtifactError(f"corrupt DVC .dir object {path}")
-    return {e["relpath"]: e["md5"] for e in data}
-
-
-def load_dvc_lock(root: Path) -> dict[str, Any] | None:
-    path = root / "dvc.lock"
-    if not path.exists():
-        return None
-    try:
-        lock = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise io.ArtifactError(f"dvc.lock does not parse: {exc}") from exc
-    if not isinstance(lock, dict):
-        raise io.ArtifactError("dvc.lock does not parse: expected a mapping")
-    return lock
-
-
-def _stage_out(lock: dict[str, Any], stage: str, path: str) -> dict[str, Any] | None:
-    outs = ((lock.get("stages") or {}).get(stage) or {}).get("outs") or []
-    return next((o for o in outs if isinstance(o, dict) and o.get("path") == path), None)
-
-
-def _check_dvc(run: str, records: dict[int, dict], root: Path, lock: dict, res: VerifyResult):
-    run_dir = RUN_DIR.format(run=run)
-    out = _stage_out(lock, f"chain@{run}", run_dir)
-    if out is None or "md5" not in out:
-        res.notes.append(f"dvc.lock has no output {run_dir} (stage chain@{run}): skipped")
-        return
-    ledger: dict[str, tuple[int, str]] = {}
-    for g, rec in records.items():
-        for a in rec["artifacts"].values():
-            ledger[a["path"].removeprefix(run_dir + "/")] = (g, a["md5"])
-    lock_md5 = out["md5"]
-    listing = read_dir_listing(root, lock_md5)
-    if listing is None:
-        computed = dir_md5({k: v[1] for k, v in ledger.items()})
-        res.counts["dvc_recomputed"] += 1
-        if computed != lock_md5:
-            msg = (
-                f"dvc.lock records {lock_md5} ({out.get('nfiles')} files) but the "
-                f"ledger's {len(ledger)} files hash to {computed}; the .dir listing is "
-                "not in the local DVC cache (dvc pull / dvc fetch it to name the file)"
-            )
-            res.fail(run, None, run_dir, msg)
-    else:
-        if dir_md5(listing) != lock_md5:
-            res.fail(run, None, run_dir, f"the DVC cache's listing of {lock_md5} is corrupt")
-        res.counts["dvc_runs"] += 1
-        res.counts["dvc_files"] += len(listing)
-        for relpath in sorted(set(listing) | set(ledger)):
-            parsed = parse_gen_path(f"{run_dir}/{relpath}")
-            gen = parsed[1] if parsed else None
-            if relpath not in ledger:
-                msg = f"dvc.lock lists it (md5 {listing[relpath]}) but no ledger record has it"
-            elif relpath not in listing:
-                msg = f"the ledger records it but dvc.lock's {run_dir} ({lock_md5}) lacks it"
-            elif listing[relpath] != ledger[relpath][1]:
-                msg = f"md5 {ledger[relpath][1]} in the ledger, {listing[relpath]} in dvc.lock"
-            else:
-                continue
-            res.fail(run, gen, f"{run_dir}/{relpath}", msg)
-    _check_dvc_human(run, records, root, lock, res)
-
-
-def _check_dvc_human(run: str, records: dict[int, dict], root: Path, lock: dict, res):
-    seen: dict[str, tuple[int, str]] = {}
-    for g, rec in records.items():
-        for f in rec["human_data"]["files"].values():
-            seen.setdefault(f["path"], (g, f["md5"]))
-    sources = sorted({rec["human_data"]["source"] for rec in records.values()})
-    listings: dict[str, dict[str, str]] = {}
-    for source in sources:
-        human = HUMAN_DIR.format(source=source)
-        out = _stage_out(lock, f"human@{source}", human)
-        if out is None or "md5" not in out:
-            continue
-        listing = read_dir_listing(root, out["md5"])
-        if listing is None:
-            res.notes.append(
-                f"run {run}: {human}'s .dir listing is not in the local DVC cache; "
-                "human data checked against the files only"
-            )
-            continue
-        listings[human] = listing
-    for path, (g, md5) in sorted(seen.items()):
-        human, _, relpath = path.rpartition("/")
-        if human not in listings:
-            continue
-        res.counts["dvc_human_files"] += 1
-        if listings[human].get(relpath) != md5:
-            res.fail(
-                run, g, path, f"md5 {md5} in the ledger, {listings[human].get(relpath)} in dvc.lock"
-            )
-
-
-def _check_dvc_head(run: str, root: Path, lock: dict, res: VerifyResult) -> None:
-    path = head_path(run, root)
-    where = rel(path, root)
-    out = _stage_out(lock, f"chain@{run}", where)
-    if out is None or "md5" not in out:
-        res.notes.append(f"dvc.lock has no output {where} (stage chain@{run}): head not checked")
-    elif path.exists():  # a missing head is a problem already
-        res.counts["dvc_heads"] += 1
-        actual = io.file_md5(path)  # DVC 3 (hash: md5): the md5 of the file's bytes
-        if actual != out["md5"]:
-            msg = (
-                f"md5 {actual}, dvc.lock records {out['md5']}: head.json changed after "
-                "dvc.lock was written (the workflow records a rebuilt head in both)"
-            )
-            res.fail(run, None, where, msg)
 
 
 # ---------------------------------------------------------------------- chain
@@ -412,225 +266,6 @@ def _check_head(run: str, head: dict, records: dict[int, dict], root: Path, res)
             f"{head['head_content_hash']}, the ledger {last[0]} {last[1]}"
         )
         res.fail(run, None, where, msg)
-
-
-# ------------------------------------------------------------ derived fields
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _differences(ours: Any, theirs: Any, ours_name: str, theirs_name: str) -> str:
-    """``key: <ours_name> X, <theirs_name> Y`` for each top-level key that differs."""
-    if not isinstance(ours, dict) or not isinstance(theirs, dict):
-        return f"{ours_name} {_short(ours)}, {theirs_name} {_short(theirs)}"
-    keys = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
-    return "; ".join(
-        f"{k}: {ours_name} {_short(ours.get(k))}, {theirs_name} {_short(theirs.get(k))}"
-        for k in keys
-    )
-
-
-def _close(a: Any, b: Any) -> bool:
-    numbers = (int, float)
-    if not isinstance(a, numbers) or not isinstance(b, numbers):
-        return False
-    return abs(a - b) <= REL_TOL * max(1.0, abs(a), abs(b))
-
-
-def _own_fields(run: str, g: int, rec: dict) -> list[str]:
-    """What contradicts the rest of the same record: the seed, the artifact paths,
-    the composition's sums, the shares."""
-    out = []
-    if rec["seed"] != rec["settings"].get("seed"):
-        out.append(f"seed {rec['seed']} is not the settings' seed {rec['settings'].get('seed')}")
-    for name, entry in rec["artifacts"].items():
-        if entry["path"] != gen_file(run, g, name).as_posix():
-            out.append(f"artifact {name} has path {entry['path']}")
-    comp, share = rec["composition"], rec["human_share"]
-    human = sum(comp["human_rows"].values())
-    synthetic = sum(comp["synthetic_rows"].values())
-    if comp["rows"] != human + synthetic or comp["rows"] <= 0:
-        out.append(f"composition: rows {comp['rows']} is not {human} human + {synthetic} synthetic")
-    elif not _close(comp["human_fraction"], human / comp["rows"]):
-        out.append(
-            f"composition: human_fraction {comp['human_fraction']} is not {human} / {comp['rows']}"
-        )
-    if not _close(share["direct"], comp["human_fraction"]):
-        out.append(
-            f"human share: direct {share['direct']} is not the composition's human fraction "
-            f"{comp['human_fraction']}"
-        )
-    m = share["path_length"]  # a mean of path lengths, each at least one row
-    if not (isinstance(m, int | float) and m >= 1 and _close(share["effective"], 1.0 / m)):
-        out.append(f"human share: effective {share['effective']} is not 1 / path_length {m}")
-    return out
-
-
-def _as_parts(comp: dict[str, Any]) -> list[dict[str, Any]]:
-    """Row parts that :func:`modelcollapse.manifest.composition` counts back to ``comp``."""
-    human = [
-        {"source": "human", "path": k, "rows": [[0, n]]} for k, n in comp["human_rows"].items()
-    ]
-    return human + [
-        {"source": "synthetic", "origin_generation": int(j), "rows": [[0, n]]}
-        for j, n in comp["synthetic_rows"].items()
-    ]
-
-
-class _Manifests:
-    """train.json files, each read once, and their compositions.
-
-    A composition is :func:`modelcollapse.manifest.composition` of the manifest's own
-    parts plus the row counts of each manifest it includes, computed once (accumulate
-    includes every earlier manifest: flattening each anew would read O(G^2) files)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._manifests: dict[str, dict[str, Any]] = {}
-        self._compositions: dict[str, dict[str, Any]] = {}
-
-    def manifest(self, path: str) -> dict[str, Any]:
-        if path not in self._manifests:
-            self._manifests[path] = read_manifest(self.root / path)
-        return self._manifests[path]
-
-    def composition(self, path: str) -> dict[str, Any]:
-        stack, opened = [(path, False)], set()
-        while stack:  # depth first, iteratively: accumulate chains can be thousands deep
-            current, expanded = stack.pop()
-            if current in self._compositions:
-                continue
-            parts = self.manifest(current)["parts"]
-            includes = [p["path"] for p in parts if p.get("include") == "manifest"]
-            if expanded:
-                counted = [p for p in parts if p.get("include") != "manifest"]
-                for i in includes:
-                    counted += _as_parts(self._compositions[i])
-                self._compositions[current] = composition({"parts": counted}, self.root)
-            elif current in opened:
-                raise io.ArtifactError(f"manifest {current} includes itself")
-            else:
-                opened.add(current)
-                stack += [(current, True)] + [(i, False) for i in includes]
-        return self._compositions[path]
-
-
-def _check_train(run: str, g: int, rec: dict, where: str, manifests: _Manifests, res) -> None:
-    """Composition, parents and human share, derived again from train.json."""
-    train = gen_file(run, g, "train.json").as_posix()
-    if not (manifests.root / train).exists():
-        return  # a missing file is a problem of its own
-    res.counts["manifests"] += 1
-    try:
-        manifest = manifests.manifest(train)
-        comp = manifests.composition(train)
-        parents, parent_records = parents_of(run, g, manifest, manifests.root)
-        share = human_share(manifest, comp, parent_records)
-    except (io.ArtifactError, KeyError, TypeError, ValueError) as exc:
-        res.fail(run, g, train, f"the record's composition cannot be derived from it: {exc}")
-        return
-    if manifest.get("composition") != comp:
-        diff = _differences(manifest.get("composition"), comp, "stored", "parts")
-        res.fail(run, g, train, f"its composition does not follow from its parts ({diff})")
-    if rec["composition"] != comp:
-        diff = _differences(rec["composition"], comp, "record", "train.json")
-        res.fail(run, g, where, f"composition differs from {train}'s parts ({diff})")
-    ours = [{k: v for k, v in p.items() if k != "content_hash"} for p in rec["parents"]]
-    theirs = [{k: v for k, v in p.items() if k != "content_hash"} for p in parents]
-    if ours != theirs:
-        msg = (
-            f"parents differ from those {train} uses: record {_short(ours)}, "
-            f"train.json {_short(theirs)}"
-        )
-        res.fail(run, g, where, msg)
-    if not all(_close(rec["human_share"].get(k), v) for k, v in share.items()):
-        diff = _differences(rec["human_share"], share, "record", "derived")
-        msg = f"human share differs from the one {train} and the parents' records give ({diff})"
-        res.fail(run, g, where, msg)
-
-
-def _check_model(run: str, g: int, rec: dict, where: str, root: Path, res) -> None:
-    """Run, generation, settings and key against model.json (the checkpoint's own)."""
-    model = gen_file(run, g, "model.json").as_posix()
-    if not (root / model).exists():
-        return
-    res.counts["models"] += 1
-    meta = io.read_json(root / model)
-    extra = meta.get("extra") if isinstance(meta, dict) else None
-    if not isinstance(extra, dict):
-        res.fail(run, g, model, "holds no run, generation, settings and key ('extra')")
-        return
-    if (extra.get("run"), extra.get("generation")) != (run, g):
-        res.fail(run, g, model, f"says run {extra.get('run')} generation {extra.get('generation')}")
-    if rec["settings"] != extra.get("settings"):
-        diff = _differences(rec["settings"], extra.get("settings"), "record", "model.json")
-        res.fail(run, g, where, f"settings differ from {model}'s ({diff})")
-    if rec["key"] != extra.get("key"):
-        res.fail(run, g, where, f"key {rec['key']} differs from {model}'s {extra.get('key')}")
-
-
-def _check_derived(run: str, paths, records, files: bool, manifests: _Manifests, res) -> None:
-    for g, rec in records.items():
-        where = rel(paths[g], manifests.root)
-        try:
-            for message in _own_fields(run, g, rec):
-                res.fail(run, g, where, message)
-            if files:
-                _check_train(run, g, rec, where, manifests, res)
-                _check_model(run, g, rec, where, manifests.root, res)
-        except io.ArtifactError as exc:
-            res.fail(run, g, where, str(exc))
-        except (KeyError, TypeError, AttributeError, ValueError, ZeroDivisionError) as exc:
-            res.fail(run, g, where, f"malformed record: {type(exc).__name__}: {exc}")
-
-
-# ------------------------------------------------------------------ params.yaml
-
-
-def _load_params(root: Path, res: VerifyResult) -> Any:
-    """The validated params.yaml at the root, or None (absent, or invalid: a problem)."""
-    from modelcollapse.config import load_params  # schemas and families: only here
-
-    path = root / "params.yaml"
-    if not path.exists():
-        res.notes.append("no params.yaml: settings checked against model.json only")
-        return None
-    try:
-        return load_params(path)
-    except (ValueError, OSError) as exc:  # ConfigError is a ValueError
-        res.fail("*", None, "params.yaml", f"invalid, no settings checked against it: {exc}")
-        return None
-
-
-def _check_params(run: str, paths, records, params, head, root: Path, res) -> None:
-    """Settings and length against params.yaml: a difference is a run out of date or
-    an edit. Generations beyond its ``generations`` (left from a larger count) are not
-    compared."""
-    if params is None:
-        return
-    if run not in params.runs:
-        res.notes.append(f"run {run} is not in params.yaml: its settings are not compared")
-        return
-    res.counts["params_runs"] += 1
-    expected = params.generation_settings(run)
-    count = params.run(run)["generations"]
-    for g, rec in records.items():
-        if g < count and rec["settings"] != expected:
-            msg = (
-                f"settings differ from params.yaml's "
-                f"({_differences(rec['settings'], expected, 'record', 'params.yaml')}): "
-                "the run is out of date with params.yaml (rebuild it) or the record was edited"
-            )
-            res.fail(run, g, rel(paths[g], root), msg)
-    if head is not None and head["generations"] != count:
-        msg = (
-            f"anchors {head['generations']} generations, params.yaml asks for {count}: the "
-            "run is out of date with params.yaml (run the workflow) or head.json was edited"
-        )
-        res.fail(run, None, rel(head_path(run, root), root), msg)
 
 
 # ---------------------------------------------------------------------- verify
