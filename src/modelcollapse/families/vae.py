@@ -42,11 +42,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Self
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
-import torch
 
 from modelcollapse import io
 from modelcollapse.families.base import Estimator
@@ -59,20 +59,27 @@ from modelcollapse.neural.digits import (
     load_truth,
     pixels,
 )
-from modelcollapse.neural.vae_model import (
-    SIZES,
-    ConvVAE,
-    class_shares,
-    decode_means,
-    elbo,
-    encode_means,
-    knn_classify,
-    knn_precision_recall,
-    latent_spread,
-    mosaic,
-    torch_settings,
-    train_loop,
-)
+
+if TYPE_CHECKING:
+    import torch
+
+    from modelcollapse.neural.vae_model import ConvVAE
+
+
+def _net() -> ModuleType:
+    """The torch half of the family (``modelcollapse.neural.vae_model``), imported when
+    a model is built, trained or scored: reading this module's flags (the Snakefile
+    does, for every run) costs no torch import."""
+    from modelcollapse.neural import vae_model
+
+    return vae_model
+
+
+def _torch() -> ModuleType:
+    import torch
+
+    return torch
+
 
 NAME = "vae"
 SAME_INIT = True
@@ -101,14 +108,14 @@ __all__ = [
 
 
 def _to_tensor(values: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).reshape(-1, *shape)
+    return _torch().from_numpy(np.ascontiguousarray(values, dtype=np.float32)).reshape(-1, *shape)
 
 
 @contextlib.contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """Torch's global generator seeded for a block (weight initialisation), then restored."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _torch().random.fork_rng(devices=[]):
+        _torch().manual_seed(seed)
         yield
 
 
@@ -170,9 +177,9 @@ class Model(Estimator):
         return params
 
     def architecture(self) -> dict[str, Any]:
-        if self.size not in SIZES:
-            raise ValueError(f"unknown size {self.size!r}; known: {sorted(SIZES)}")
-        preset = SIZES[self.size]
+        if self.size not in _net().SIZES:
+            raise ValueError(f"unknown size {self.size!r}; known: {sorted(_net().SIZES)}")
+        preset = _net().SIZES[self.size]
         return {
             "image_shape": [int(v) for v in self.image_shape],
             "latent_dim": int(self.latent_dim),
@@ -182,7 +189,7 @@ class Model(Estimator):
 
     def _new_net(self, seed: int) -> ConvVAE:
         with _seeded(seed):
-            return ConvVAE(**self.architecture())
+            return _net().ConvVAE(**self.architecture())
 
     def is_fitted(self) -> bool:
         return hasattr(self, "net_")
@@ -197,16 +204,16 @@ class Model(Estimator):
         order_seq, noise_seq = np.random.SeedSequence(self.random_state).spawn(2)
         noise_seed = int(noise_seq.generate_state(1, np.uint64)[0])
         init = self.random_state if self.init_seed is None else self.init_seed
-        with torch_settings(self.threads):
+        with _net().torch_settings(self.threads):
             net = self._new_net(int(init))
-            history = train_loop(
+            history = _net().train_loop(
                 net,
                 x,
                 epochs=self.epochs,
                 batch_size=self.batch_size,
                 lr=self.lr,
                 rng=np.random.default_rng(order_seq),
-                noise=torch.Generator().manual_seed(noise_seed),
+                noise=_torch().Generator().manual_seed(noise_seed),
                 progress=self.progress,
                 desc=f"vae fit ({len(x)} images)",
             )
@@ -224,22 +231,22 @@ class Model(Estimator):
         """Decoder means of ``z ~ N(0, I)`` (z drawn from ``rng``): ``n`` rows of pixels."""
         self._check_fitted()
         z = rng.standard_normal((n, int(self.latent_dim)), dtype=np.float32)
-        with torch_settings(self.threads):
-            return image_frame(decode_means(self.net_, torch.from_numpy(z)))
+        with _net().torch_settings(self.threads):
+            return image_frame(_net().decode_means(self.net_, _torch().from_numpy(z)))
 
     def score(self, data: pd.DataFrame) -> np.ndarray:
         """Per-row ELBO (nats; a lower bound on log p(x)), deterministic in data and weights."""
         self._check_fitted()
         x = _to_tensor(pixels(data), self._shape())
-        with torch_settings(self.threads):
-            return elbo(self.net_, x, samples=self.elbo_samples, seed=0)
+        with _net().torch_settings(self.threads):
+            return _net().elbo(self.net_, x, samples=self.elbo_samples, seed=0)
 
     def encode(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Posterior means ``(n, latent_dim)`` of images (a frame or a pixel array)."""
         self._check_fitted()
         values = pixels(data) if isinstance(data, pd.DataFrame) else data
-        with torch_settings(self.threads):
-            return encode_means(self.net_, _to_tensor(values, self._shape()))
+        with _net().torch_settings(self.threads):
+            return _net().encode_means(self.net_, _to_tensor(values, self._shape()))
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
         """``path`` (safetensors: the state dict) and its ``.json`` (parameters,
@@ -278,7 +285,7 @@ class Model(Estimator):
         model = cls(**meta.get("params", {}))
         net = model._new_net(0)
         try:
-            net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()})
+            net.load_state_dict({k: _torch().from_numpy(v.copy()) for k, v in tensors.items()})
         except RuntimeError as exc:
             msg = f"checkpoint {path} does not fit its architecture: {exc}"
             raise io.ArtifactError(msg) from exc
@@ -333,7 +340,7 @@ def evaluate(
     else:
         mu_s = ref.encode(xs)
     mu_t = ref.encode(xt)
-    out = latent_spread(mu_s)
+    out = _net().latent_spread(mu_s)
     out["test_neg_elbo"] = float(-model.score(test).mean())
     if REF_ELBO in samples.columns and reference is not None:
         out["sample_ref_neg_elbo"] = float(-samples[REF_ELBO].to_numpy(np.float64).mean())
@@ -341,11 +348,11 @@ def evaluate(
         out["sample_ref_neg_elbo"] = float(-ref.score(samples).mean())
     m = min(len(xs), len(xt))
     k = int(model.knn_k)
-    with torch_settings(model.threads):
-        out["precision"], out["recall"] = knn_precision_recall(mu_t[:m], mu_s[:m], k)
+    with _net().torch_settings(model.threads):
+        out["precision"], out["recall"] = _net().knn_precision_recall(mu_t[:m], mu_s[:m], k)
         labels = truth.pool_labels
-        classes = knn_classify(mu_s, ref.encode(truth.pool_pixels), labels, CLASSIFIER_K)
-    out.update(class_shares(classes, int(labels.max()) + 1))
+        classes = _net().knn_classify(mu_s, ref.encode(truth.pool_pixels), labels, CLASSIFIER_K)
+    out.update(_net().class_shares(classes, int(labels.max()) + 1))
     out["sample_pixel_std"] = float(xs.std(axis=0, dtype=np.float64).mean())
     return out
 
@@ -384,11 +391,11 @@ def snapshot_figures(
         len(panels), 1, figsize=(8.0, 1.15 * len(panels) + 0.8), layout="constrained", squeeze=False
     )
     for ax, (label, images, mu) in zip(axes[:, 0], panels, strict=True):
-        ax.imshow(mosaic(images, shape, cols), cmap="gray_r", vmin=0.0, vmax=1.0)
+        ax.imshow(_net().mosaic(images, shape, cols), cmap="gray_r", vmin=0.0, vmax=1.0)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
-        std = f"\nlatent std {latent_spread(mu)['latent_std']:.3f}" if mu is not None else ""
+        std = f"\nlatent std {_net().latent_spread(mu)['latent_std']:.3f}" if mu is not None else ""
         ax.set_ylabel(label + std, rotation=0, ha="right", va="center")
     fig.suptitle(title("samples (decoder means of z ~ N(0, I)) by generation"))
     figures = {"snapshots_samples.png": fig}
@@ -400,7 +407,7 @@ def snapshot_figures(
         edges = np.linspace(-lim, lim, 81)
         cmap = plt.get_cmap("viridis")
         for i, ((label, mu), v) in enumerate(zip(latents, values, strict=True)):
-            std = latent_spread(mu)["latent_std"]
+            std = _net().latent_spread(mu)["latent_std"]
             ax.hist(
                 v,
                 bins=edges,
