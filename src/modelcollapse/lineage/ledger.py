@@ -187,17 +187,24 @@ def read_record(path: str | Path, cached: bool = True) -> dict[str, Any]:
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if cached and key in _record_cache:
         return _record_cache[key]
-    try:
-        record = io.read_json(path)
-    except io.ArtifactError as exc:
-        raise LedgerError(f"ledger record {path} does not parse: {exc}") from exc
-    if not isinstance(record, dict):
-        raise LedgerError(f"ledger record {path} does not parse: expected a JSON object")
-    missing = [k for k in REQUIRED_FIELDS if k not in record]
-    if missing:
-        raise LedgerError(f"ledger record {path} is incomplete: missing {', '.join(missing)}")
+    record = _read_object(path, "ledger record", REQUIRED_FIELDS)
     _record_cache[key] = record
     return record
+
+
+def _read_object(path: Path | str, what: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON object with every one of ``fields``, or a LedgerError naming ``what`` and
+    the file."""
+    try:
+        obj = io.read_json(path)
+    except io.ArtifactError as exc:
+        raise LedgerError(f"{what} {path} does not parse: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise LedgerError(f"{what} {path} does not parse: expected a JSON object")
+    missing = [k for k in fields if k not in obj]
+    if missing:
+        raise LedgerError(f"{what} {path} is incomplete: missing {', '.join(missing)}")
+    return obj
 
 
 def load_record(run: str, generation: int, root: str | Path = ".") -> dict[str, Any]:
@@ -488,15 +495,7 @@ def write_head(run: str, generations: int, root: str | Path = ".") -> dict[str, 
 
 def read_head(path: str | Path) -> dict[str, Any]:
     """Parse a head.json (JSON only), naming the file on any problem."""
-    try:
-        head = io.read_json(path)
-    except io.ArtifactError as exc:
-        raise LedgerError(f"ledger head {path} does not parse: {exc}") from exc
-    if not isinstance(head, dict):
-        raise LedgerError(f"ledger head {path} does not parse: expected a JSON object")
-    missing = [k for k in HEAD_FIELDS if k not in head]
-    if missing:
-        raise LedgerError(f"ledger head {path} is incomplete: missing {', '.join(missing)}")
+    head = _read_object(path, "ledger head", HEAD_FIELDS)
     count = head["generations"]
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise LedgerError(f"ledger head {path}: generations is not a count")
