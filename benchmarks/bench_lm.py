@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000, help="samples_per_generation")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    settings = validate(params(args)).generation_settings("bench")
+    settings = validate(params(args)).run("bench")
     with tempfile.TemporaryDirectory(prefix="bench-lm-") as tmp:
         root = Path(tmp)
         started = time.perf_counter()
@@ -93,7 +93,7 @@ def main() -> None:
         pool = read_table(root / "data/human/plays/pool.parquet", ["tokens"])
         rows = lm.rows_matrix(pool["tokens"])[: args.rows]
         truth = lm.load_truth(root / "data/human/plays")
-        model = lm.build_model(settings["options"], truth, 0, init_seed=0)
+        model = lm.build_model(settings.options, truth, 0, init_seed=0)
         torch.set_num_threads(args.threads)
         print(f"size {args.size}: {GPT(model.config()).num_params():,} parameters, "
               f"{args.threads} threads, batch {model.batch_size}")  # fmt: skip

@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from workflow_utils import make_workflow  # noqa: E402
 
-from modelcollapse.config import validate  # noqa: E402
+from modelcollapse.config import make_run_settings, validate  # noqa: E402
+from modelcollapse.ensemble_step import simulate_ensemble  # noqa: E402
 from modelcollapse.families import get_family  # noqa: E402
 from modelcollapse.human import prepare_human  # noqa: E402
 from modelcollapse.pipeline import run_generation  # noqa: E402
@@ -62,9 +63,9 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
 def in_process(wf: Path, run: str, raw: dict) -> float:
     params = validate(raw)
     prepare_human("g1", params.human["g1"], wf)
-    settings = params.generation_settings(run)
+    settings = params.run(run)
     start = time.perf_counter()
-    for g in range(params.run(run)["generations"]):
+    for g in range(settings.generations):
         run_generation(run, g, settings, wf)
     return time.perf_counter() - start
 
@@ -115,19 +116,14 @@ def deep_noop(tmp: Path, gens: int) -> None:
 
 def ensemble_throughput(chains: int, gens: int, n: int) -> None:
     fam = get_family("gaussian")
+    assert fam.truth_from_spec is not None
     truth = fam.truth_from_spec({"dim": 1, "mean": 0.0, "std": 1.0})
     for regime in ("replace", "accumulate"):
-        start = time.perf_counter()
-        fam.simulate_ensemble(
-            truth,
-            options={"estimator": "unbiased", "sample_scale": 1.0},
-            regime=regime,
-            generations=gens,
-            samples_per_generation=n,
-            real_fraction=None,
-            chains=chains,
-            rng=np.random.default_rng(0),
+        settings = make_run_settings(
+            "gaussian", regime=regime, generations=gens, samples_per_generation=n, chains=chains
         )
+        start = time.perf_counter()
+        simulate_ensemble(fam, truth, settings, np.random.default_rng(0))
         wall = time.perf_counter() - start
         print(
             f"[ensemble] gaussian {regime}: {chains} chains x {gens} generations x {n} "

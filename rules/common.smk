@@ -35,7 +35,7 @@ except ConfigError as exc:
 
 RUNS = list(PARAMS.runs)
 # The validated settings, handed to every job (a job need not validate them again).
-STUDY = dataclasses.asdict(PARAMS)
+STUDY = PARAMS.to_dict()
 
 
 wildcard_constraints:
@@ -129,7 +129,7 @@ def all_targets():
 
 
 def human_dir_of(run):
-    return HUMAN_DIR.format(source=PARAMS.run(run)["human"])
+    return HUMAN_DIR.format(source=PARAMS.run(run).human)
 
 
 def human_inputs(wildcards):
@@ -138,11 +138,11 @@ def human_inputs(wildcards):
 
 def job_threads(wildcards):
     """Threads a generation job uses: a family option for the neural families."""
-    return int(PARAMS.run(wildcards.run)["options"].get("threads", 1))
+    return PARAMS.run(wildcards.run).threads
 
 
 def job_mem_mb(wildcards):
-    return int(PARAMS.run(wildcards.run)["options"].get("mem_mb", 1000))
+    return PARAMS.run(wildcards.run).mem_mb
 
 
 def generation_inputs(wildcards):
@@ -154,10 +154,10 @@ def generation_inputs(wildcards):
     status = PLANNER.generation(run, g)
     inputs = {"human": edges(status, human_dir_of(run))}
     if g > 0:
-        reads = range(g) if settings["regime"] in ("accumulate", "accumulate_subsample") else [g - 1]
+        reads = range(g) if settings.regime in ("accumulate", "accumulate_subsample") else [g - 1]
         inputs["samples"] = edges(status, [gen_file(run, j, "samples.parquet") for j in reads])
         inputs["train"] = edges(status, [gen_file(run, j, "train.json") for j in reads])
-        if getattr(family_of(run), "NEEDS_REFERENCE", False):
+        if family_of(run).needs_reference:
             inputs["reference"] = edges(status, gen_file(run, 0, "model.safetensors"))
     inputs["rebuild"] = rebuild_flag(status, f"generation/{run}/{g:04d}")
     return inputs
@@ -166,7 +166,7 @@ def generation_inputs(wildcards):
 def family_of(run):
     from modelcollapse.families import get_family
 
-    return get_family(PARAMS.run(run)["family"])
+    return get_family(PARAMS.run(run).family)
 
 
 def step_inputs(step, run, **paths):
@@ -179,7 +179,7 @@ def step_inputs(step, run, **paths):
 
 def metrics_inputs(wildcards):
     run = wildcards.run
-    gens = range(PARAMS.run(run)["generations"])
+    gens = range(PARAMS.run(run).generations)
     return step_inputs("metrics", run, metrics=[gen_file(run, g, "metrics.json") for g in gens])
 
 
@@ -190,7 +190,7 @@ def ensemble_inputs(wildcards):
 def plot_inputs(wildcards):
     run = wildcards.run
     out = RESULTS_DIR.format(run=run)
-    snapshots = [gen_file(run, g, name) for g in PARAMS.run(run)["plot_generations"]
+    snapshots = [gen_file(run, g, name) for g in PARAMS.run(run).plot_generations
                  for name in ("model.safetensors", "samples.parquet")]
     return step_inputs(
         "figures",

@@ -8,5 +8,5 @@ from modelcollapse.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 generation_job(
-    Params(**snakemake.params.study), snakemake.wildcards.run, snakemake.params.generation
+    Params.from_dict(snakemake.params.study), snakemake.wildcards.run, snakemake.params.generation
 )

@@ -7,4 +7,4 @@ from modelcollapse.jobs import figures_job
 from modelcollapse.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-figures_job(Params(**snakemake.params.study), snakemake.wildcards.run)
+figures_job(Params.from_dict(snakemake.params.study), snakemake.wildcards.run)

@@ -7,4 +7,4 @@ from modelcollapse.jobs import human_job
 from modelcollapse.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-human_job(Params(**snakemake.params.study), snakemake.wildcards.source)
+human_job(Params.from_dict(snakemake.params.study), snakemake.wildcards.source)

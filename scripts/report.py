@@ -7,4 +7,4 @@ from modelcollapse.jobs import report_job
 from modelcollapse.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-report_job(Params(**snakemake.params.study))
+report_job(Params.from_dict(snakemake.params.study))

@@ -1,12 +1,14 @@
 """params.yaml validation: bad input is rejected with the run and the key named."""
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
 from modelcollapse.config import ConfigError, load_params, validate
+from modelcollapse.settings import RunSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,18 +39,21 @@ def test_default_params_file_is_valid():
     params = load_params(ROOT / "params.yaml")
     assert params.runs, "the default params.yaml defines runs"
     for run_id, settings in params.runs.items():
-        assert settings["human"] in params.human, run_id
-        assert settings["plot_generations"][-1] < settings["generations"]
+        assert settings.human in params.human, run_id
+        assert settings.plot_generations[-1] < settings.generations
 
 
 def test_merges_defaults_and_fills_option_defaults():
     params = validate(BASE)
     run = params.run("r")
-    assert run["samples_per_generation"] == 50
-    assert run["regime"] == "replace"
-    assert run["chains"] == 1
-    assert run["options"] == {"estimator": "unbiased", "sample_scale": 1.0}
-    assert run["real_fraction"] is None
+    assert run.samples_per_generation == 50
+    assert run.regime == "replace"
+    assert run.chains == 1
+    assert run.options == {"estimator": "unbiased", "sample_scale": 1.0}
+    assert run.real_fraction is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.seed = 3  # type: ignore[misc]
+    assert RunSettings.from_dict(run.to_dict()) == run  # what a job is handed
     assert "generations" not in params.generation_settings("r")
     assert "chains" not in params.generation_settings("r")
 

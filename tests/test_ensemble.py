@@ -228,6 +228,7 @@ def test_subsample_from_a_large_pool_uses_distinct_uniform_rows():
 
 @pytest.mark.parametrize("name", ["gaussian", "linear_regression", "categorical"])
 def test_incremental_accumulate_matches_refitting_the_pool(name):
+    from modelcollapse.config import family_options
     from modelcollapse.families import get_family
 
     specs = {
@@ -235,9 +236,9 @@ def test_incremental_accumulate_matches_refitting_the_pool(name):
         "linear_regression": {"dim": 3, "noise_std": 0.7},
         "categorical": {"num_symbols": 6, "zipf_exponent": 1.0},
     }
-    module = get_family(name)
-    truth = module.truth_from_spec(specs[name])
-    fast = module.batched(truth, 1, 1.0) if name == "gaussian" else module.batched(truth)
+    family = get_family(name)
+    truth = family.truth_from_spec(specs[name])
+    fast = family.batched(truth, family_options(name))
     slow = dataclasses.replace(fast, summarize=None, fit_summary=None)
     settings = dict(regime="accumulate", generations=6, samples_per_generation=40, chains=5)
     a = run_chains(fast, real_fraction=None, rng=np.random.default_rng(0), **settings)

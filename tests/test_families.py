@@ -12,6 +12,8 @@ import scipy.linalg
 import scipy.stats
 from sklearn.mixture import GaussianMixture
 
+from modelcollapse.config import ConfigError, family_options, make_run_settings
+from modelcollapse.ensemble_step import simulate_ensemble
 from modelcollapse.families import categorical, gaussian, get_family, gmm, linear_regression
 from modelcollapse.io import ArtifactError
 
@@ -39,12 +41,21 @@ def fitted(name: str, seed: int = 0, n: int = 400):
     truth = family.truth_from_spec(SPECS[name])
     rng = np.random.default_rng(seed)
     train, test = truth.sample(n, rng), truth.sample(200, rng)
-    return family, truth, family.build_model({}, truth, 7).fit(train), train, test
+    return family, truth, build(name, truth, 7).fit(train), train, test
+
+
+def build(name: str, truth, random_state: int, **options):
+    """The family's model with the options of a validated run (schema defaults filled)."""
+    return get_family(name).build_model(family_options(name, options), truth, random_state)
+
+
+def ensemble(name, truth, rng, **settings):
+    return simulate_ensemble(get_family(name), truth, make_run_settings(name, **settings), rng)
 
 
 def test_registry_finds_the_four_families():
     for name in FAMILIES:
-        assert get_family(name).NAME == name
+        assert get_family(name).name == name
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -52,7 +63,7 @@ def test_save_load_round_trip(name, tmp_path):
     family, truth, model, _, test = fitted(name)
     path = tmp_path / "model.safetensors"
     model.save(path)
-    loaded = family.Model.load(path)
+    loaded = family.model.load(path)
     assert loaded.get_params() == model.get_params()
     for attr in model._state_names:
         np.testing.assert_array_equal(getattr(loaded, attr), getattr(model, attr))
@@ -64,17 +75,17 @@ def test_save_load_round_trip(name, tmp_path):
     assert meta["family"] == name
     other = next(f for f in FAMILIES if f != name)
     with pytest.raises(ArtifactError, match="family"):
-        get_family(other).Model.load(path)
+        get_family(other).model.load(path)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_estimator_contract(name):
     family, truth, _, train, _ = fitted(name)
-    model = family.build_model({}, truth, 11)
+    model = build(name, truth, 11)
     assert set(vars(model)) == set(model._param_names)  # __init__ stores params only
     assert model.random_state == 11
     json.dumps(model.get_params())  # parameters are JSON-serialisable
-    assert family.Model(**model.get_params()).get_params() == model.get_params()
+    assert family.model(**model.get_params()).get_params() == model.get_params()
     assert all(name.endswith("_") for name in model._state_names)
     assert not model.is_fitted()
     with pytest.raises(RuntimeError, match="not fitted"):
@@ -88,7 +99,7 @@ def test_estimator_contract(name):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_determinism_and_sample_schema(name):
     family, truth, model, train, test = fitted(name)
-    again = family.build_model({}, truth, 7).fit(train)
+    again = build(name, truth, 7).fit(train)
     for attr in model._state_names:
         assert getattr(again, attr).tobytes() == getattr(model, attr).tobytes()
     a, b = model.sample(100, np.random.default_rng(5)), model.sample(100, np.random.default_rng(5))
@@ -98,11 +109,9 @@ def test_determinism_and_sample_schema(name):
     assert a.dtypes.to_dict() == train.dtypes.to_dict()
     scores = model.score(test)
     assert scores.shape == (len(test),) and scores.dtype == np.float64
-    settings = dict(options={}, generations=3, samples_per_generation=60, chains=4)
+    settings = dict(generations=3, samples_per_generation=60, chains=4)
     runs = [
-        family.simulate_ensemble(
-            truth, regime="mix", real_fraction=0.2, rng=np.random.default_rng(9), **settings
-        )
+        ensemble(name, truth, np.random.default_rng(9), regime="mix", real_fraction=0.2, **settings)
         for _ in range(2)
     ]
     for metric, values in runs[0].items():
@@ -116,17 +125,10 @@ def test_evaluate_returns_exactly_the_contract_metrics(name):
     metrics = family.evaluate(model, truth, test, model.sample(100, np.random.default_rng(1)))
     assert set(metrics) == METRICS[name]
     assert all(type(v) is float for v in metrics.values())
-    ensemble = family.simulate_ensemble(
-        truth,
-        options={},
-        regime="replace",
-        generations=2,
-        samples_per_generation=50,
-        real_fraction=None,
-        chains=3,
-        rng=np.random.default_rng(0),
+    chains = ensemble(
+        name, truth, np.random.default_rng(0), generations=2, samples_per_generation=50, chains=3
     )
-    assert set(ensemble) <= METRICS[name]  # same names as evaluate, where computable
+    assert set(chains) <= METRICS[name]  # same names as evaluate, where computable
 
 
 @pytest.mark.parametrize(
@@ -162,19 +164,18 @@ def test_truth_spec_errors_name_the_key(name, spec, key):
 @pytest.mark.parametrize(
     ("name", "options", "key"),
     [
-        ("gaussian", {"estimator": "robust"}, "'estimator'"),
-        ("gaussian", {"sample_scale": 0.0}, "'sample_scale'"),
+        ("gaussian", {"estimator": "robust"}, "options.estimator"),
+        ("gaussian", {"sample_scale": 0.0}, "options.sample_scale"),
         ("gaussian", {"temperature": 1.0}, "'temperature'"),
-        ("gmm", {"n_components": 0}, "'n_components'"),
-        ("gmm", {"covariance_type": "banded"}, "'covariance_type'"),
+        ("gmm", {"n_components": 0}, "options.n_components"),
+        ("gmm", {"covariance_type": "banded"}, "options.covariance_type"),
         ("categorical", {"smoothing": 1.0}, "'smoothing'"),
         ("linear_regression", {"ridge": 1.0}, "'ridge'"),
     ],
 )
 def test_bad_options_name_the_key(name, options, key):
-    family = get_family(name)
-    with pytest.raises(ValueError, match=key):
-        family.build_model(options, family.truth_from_spec(SPECS[name]), 0)
+    with pytest.raises(ConfigError, match=key):
+        family_options(name, options)
 
 
 # --- Gaussian ---------------------------------------------------------------------
@@ -185,11 +186,11 @@ def test_gaussian_fit_sample_score_against_numpy_and_scipy():
     x = train.to_numpy()
     np.testing.assert_allclose(model.mean_, x.mean(0), rtol=1e-12)
     np.testing.assert_allclose(model.covariance_, np.cov(x, rowvar=False), rtol=1e-12)
-    mle = gaussian.build_model({"estimator": "mle"}, truth, 0).fit(train)
+    mle = build("gaussian", truth, 0, estimator="mle").fit(train)
     np.testing.assert_allclose(mle.covariance_, np.cov(x, rowvar=False, ddof=0), rtol=1e-12)
     expected = scipy.stats.multivariate_normal(model.mean_, model.covariance_).logpdf(test)
     np.testing.assert_allclose(model.score(test), expected, rtol=1e-12)
-    scaled = gaussian.build_model({"sample_scale": 4.0}, truth, 0).fit(train)
+    scaled = build("gaussian", truth, 0, sample_scale=4.0).fit(train)
     draws = scaled.sample(40000, np.random.default_rng(0)).to_numpy()
     np.testing.assert_allclose(np.cov(draws, rowvar=False), 4 * model.covariance_, rtol=0.05)
 
@@ -222,7 +223,7 @@ def test_w2_sq_matches_sqrtm_formula_and_1d_value():
 
 def test_gaussian_evaluate_by_hand():
     truth = gaussian.truth_from_spec({"dim": 2, "mean": 0.0, "std": 2.0})
-    model = gaussian.Model()
+    model = build("gaussian", truth, 0)
     model.mean_, model.covariance_ = np.array([1.0, 2.0]), np.diag([1.0, 9.0])
     # Mahalanobis under N(0, 4I): |x| / 2; rows at radius 5.8 and 6.2 straddle 3.
     samples = pd.DataFrame({"x0": [0.0, 6.2, 0.0, 1.0], "x1": [5.8, 0.0, 0.0, 1.0]})
@@ -249,7 +250,7 @@ def test_gmm_fit_matches_sklearn_and_scores_its_density():
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_gmm_covariance_types_are_stored_full(covariance_type):
     _, truth, _, train, test = fitted("gmm")
-    model = gmm.build_model({"covariance_type": covariance_type}, truth, 0).fit(train)
+    model = build("gmm", truth, 0, covariance_type=covariance_type).fit(train)
     assert model.covariances_.shape == (2, 2, 2)
     reference = GaussianMixture(2, covariance_type=covariance_type, tol=1e-5, random_state=0)
     reference.fit(train.to_numpy())
@@ -268,7 +269,7 @@ def test_gmm_samples_follow_the_mixture():
 
 def test_l2_density_matches_grid_integration():
     truth = gmm.truth_from_spec(SPECS["gmm"])
-    other = gmm.Model(n_components=3)
+    other = build("gmm", truth, 0, n_components=3)
     other.weights_ = np.array([0.2, 0.5, 0.3])
     other.means_ = np.array([[-1.0, 0.5], [1.5, 1.0], [3.0, -1.0]])
     other.covariances_ = np.array([np.eye(2), [[0.5, 0.2], [0.2, 0.8]], 2 * np.eye(2)])
@@ -286,7 +287,7 @@ def test_l2_density_matches_grid_integration():
     # sorted by the first coordinate of the means; spread = sqrt(tr cov / d)
     assert [out[f"weight_{k}"] for k in range(3)] == pytest.approx([0.2, 0.5, 0.3])
     assert out["spread_1"] == pytest.approx(math.sqrt(1.3 / 2))
-    swapped = gmm.Model(n_components=3)
+    swapped = build("gmm", truth, 0, n_components=3)
     swapped.weights_, swapped.means_ = other.weights_[::-1], other.means_[::-1]
     swapped.covariances_ = other.covariances_[::-1]
     assert gmm.evaluate(swapped, truth, frame.iloc[:5], frame.iloc[:5]) == pytest.approx(out)
@@ -308,12 +309,12 @@ def test_batched_em_matches_sklearn_per_chain():
 
 def test_gmm_ensemble_measures_like_evaluate():
     truth = gmm.truth_from_spec(SPECS["gmm"])
-    family = gmm.batched(truth, {})
+    family = gmm.batched(truth, family_options("gmm"))
     rng = np.random.default_rng(0)
     params = family.fit(family.draw_truth(3, 200, rng), rng)
     batched = family.measure(params, family.sample(params, 10, rng))
     for k in range(3):
-        model = gmm.Model()
+        model = build("gmm", truth, 0)
         model.weights_, model.means_, model.covariances_ = (p[k] for p in params)
         single = gmm.evaluate(model, truth, truth.sample(5, rng), truth.sample(5, rng))
         for name, values in batched.items():
@@ -326,7 +327,7 @@ def test_gmm_ensemble_measures_like_evaluate():
 def test_categorical_by_hand():
     truth = categorical.truth_from_spec({"num_symbols": 4, "zipf_exponent": 1.0})
     np.testing.assert_allclose(truth.probs_, np.array([12, 6, 4, 3]) / 25)
-    model = categorical.build_model({}, truth, 0)
+    model = build("categorical", truth, 0)
     model.fit(pd.DataFrame({"symbol": np.array([0, 0, 0, 2], dtype=np.int64)}))
     np.testing.assert_array_equal(model.probs_, [0.75, 0.0, 0.25, 0.0])
     out = categorical.evaluate(model, truth, None, None)

@@ -208,7 +208,7 @@ def test_the_memory_budget_can_be_raised_on_purpose():
         validate(raw)
     raw["limits"] = {"job_memory_mb": 16_000}
     params = validate(raw)
-    assert params.runs["c"]["chains"] == 5_000_000
+    assert params.runs["c"].chains == 5_000_000
     assert params.limits == {"job_memory_mb": 16_000}
 
 

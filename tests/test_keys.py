@@ -125,7 +125,7 @@ def built(tmp_path) -> tuple[Path, Keys]:
     keys = Keys(params)
     prepare_human("g1", params.human["g1"], root, stamp=keys.stamp("human", "g1"))
     for g in range(3):
-        run_generation("a", g, params.generation_settings("a"), root, key=keys.generation("a", g))
+        run_generation("a", g, params.run("a"), root, key=keys.generation("a", g))
     return root, keys
 
 

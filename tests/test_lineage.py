@@ -9,6 +9,7 @@ the head or dvc.lock can give it away.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -54,6 +55,7 @@ from modelcollapse.lineage.graph import build_graph, records_of, to_prov
 from modelcollapse.lineage.ledger import head_path, write_head
 from modelcollapse.paths import GEN_FILES, HUMAN_FILES, gen_dir, gen_file, human_file
 from modelcollapse.results import collect_metrics
+from modelcollapse.settings import RunSettings
 
 N = 30
 RAW = {
@@ -70,13 +72,16 @@ RAW = {
     "report": {"compare": {}},
 }  # fmt: skip
 PARAMS = validate(RAW)
-TOTAL_GENS = sum(s["generations"] for s in PARAMS.runs.values())
+RUN_DICTS = {run: settings.to_dict() for run, settings in PARAMS.runs.items()}
+TOTAL_GENS = sum(s.generations for s in PARAMS.runs.values())
 
 
 KEYS = Keys(PARAMS)
 
 
-def generate(run_id: str, g: int, settings: dict, root: Path, key: str | None = None) -> dict:
+def generate(
+    run_id: str, g: int, settings: RunSettings, root: Path, key: str | None = None
+) -> dict:
     """One generation step, which writes its ledger record; return the record."""
     record_path(run_id, g, root).unlink(missing_ok=True)
     pipeline.run_generation(run_id, g, settings, root, key=key)
@@ -90,10 +95,9 @@ def build_study(root: Path, params=PARAMS) -> Path:
     for source, spec in params.human.items():
         human.prepare_human(source, spec, root)
     for run_id, spec in params.runs.items():
-        settings = params.generation_settings(run_id)
-        for g in range(spec["generations"]):
-            generate(run_id, g, settings, root, Keys(params).generation(run_id, g))
-        collect_metrics(run_id, spec["generations"], root)
+        for g in range(spec.generations):
+            generate(run_id, g, spec, root, Keys(params).generation(run_id, g))
+        collect_metrics(run_id, spec.generations, root)
     return root
 
 
@@ -224,7 +228,7 @@ def test_rerunning_a_generation_reproduces_its_content_hash(work, tmp_path):
     before = load_record("mix", 3, work)
     shutil.rmtree(gen_dir("mix", 3, work))
     head = head_path("mix", work).read_bytes()
-    after = generate("mix", 3, PARAMS.generation_settings("mix"), work, KEYS.generation("mix", 3))
+    after = generate("mix", 3, PARAMS.run("mix"), work, KEYS.generation("mix", 3))
     assert after["content_hash"] == before["content_hash"]
     assert after["artifacts"] == before["artifacts"]
     write_head("mix", 7, work)  # the metrics step after the rebuild: the head holds too
@@ -243,7 +247,7 @@ def test_rerunning_a_generation_reproduces_its_content_hash(work, tmp_path):
 def test_a_generation_cannot_be_recorded_before_its_parent(work):
     record_path("rep", 1, work).unlink()
     with pytest.raises(LedgerError, match=r"gen_0001\.json.*record generations in order"):
-        record_generation("rep", 2, PARAMS.generation_settings("rep"), work)
+        record_generation("rep", 2, PARAMS.run("rep"), work)
 
 
 # ---------------------------------------------------------------------- verify
@@ -399,7 +403,7 @@ def test_a_missing_head_is_named_and_generations_beyond_it_are_a_note(work, caps
     ]
     # A generation beyond the head's count (as when `generations` was lowered).
     write_head("rep", 4, work)
-    generate("rep", 4, PARAMS.generation_settings("rep"), work, None)
+    generate("rep", 4, PARAMS.run("rep"), work, None)
     result = verify(["rep"], work)
     assert result.ok, [str(p) for p in result.problems]
     note = "run rep: generation(s) 4-4 recorded beyond head.json's 4 (generations lowered?)"
@@ -597,7 +601,7 @@ def test_verify_rederives_compositions_as_the_manifest_module_does(study):
 
     manifests = _Manifests(study)
     for run_id, spec in PARAMS.runs.items():
-        for g in reversed(range(spec["generations"])):  # the deepest include first
+        for g in reversed(range(spec.generations)):  # the deepest include first
             path = gen_file(run_id, g, "train.json").as_posix()
             expected = composition(read_manifest(study / path), study)
             assert manifests.composition(path) == expected
@@ -639,7 +643,7 @@ def test_prov_json_round_trips_and_keeps_every_entity_and_relation(study, capsys
     doc = ProvDocument.deserialize(content=text, format="json")
     assert doc == to_prov(build_graph(records_of(None, study)))
     records = [load_record(r, g, study) for r, s in PARAMS.runs.items()
-               for g in range(s["generations"])]  # fmt: skip
+               for g in range(s.generations)]  # fmt: skip
     derivations = sum(
         2  # checkpoint from training set, samples from checkpoint
         + sum(1 for n in rec["composition"]["human_rows"].values() if n)
@@ -702,9 +706,9 @@ def test_diff_against_a_git_revision(work, capsys):
     assert code_version(work) == {"commit": git(work, "rev-parse", "HEAD").strip(), "dirty": False}
     # Changed settings for the last generation of rep, one new generation of mix,
     # acc's last generation removed.
-    changed = {**PARAMS.generation_settings("rep"), "seed": 8}
+    changed = dataclasses.replace(PARAMS.run("rep"), seed=8)
     generate("rep", 3, changed, work)
-    generate("mix", 7, PARAMS.generation_settings("mix"), work, KEYS.generation("mix", 7))
+    generate("mix", 7, PARAMS.run("mix"), work, KEYS.generation("mix", 7))
     record_path("acc", 3, work).unlink()
     rc, out, _ = cli(capsys, "diff", "HEAD", "--root", str(work))
     assert rc == 0
@@ -730,10 +734,10 @@ def test_diff_against_a_git_revision(work, capsys):
 
 
 def test_summary_has_one_deterministic_table_per_run(work):
-    changed = {**PARAMS.generation_settings("rep"), "seed": 8}
+    changed = dataclasses.replace(PARAMS.run("rep"), seed=8)
     generate("rep", 3, changed, work)
-    text = lineage_summary_text(PARAMS.runs, work)
-    assert lineage_summary_text(PARAMS.runs, work) == text
+    text = lineage_summary_text(RUN_DICTS, work)
+    assert lineage_summary_text(RUN_DICTS, work) == text
     for run_id in PARAMS.runs:
         assert f"## {run_id}" in text
     mix6 = load_record("mix", 6, work)
@@ -796,7 +800,7 @@ def test_after_a_fresh_clone_and_dvc_pull_the_ledger_verifies_against_dvc(tmp_pa
     code_commit = git(repo, "rev-parse", "HEAD").strip()
     dvc(repo, "repro")
     params = validate(DVC_PARAMS)
-    gens = {r: s["generations"] for r, s in params.runs.items()}
+    gens = {r: s.generations for r, s in params.runs.items()}
     for r, count in gens.items():
         assert [record_path(r, g, repo).exists() for g in range(count)] == [True] * count
     dvc(repo, "push")

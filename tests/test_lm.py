@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from modelcollapse import io
-from modelcollapse.config import load_schema
+from modelcollapse.config import family_schema
 from modelcollapse.families import get_family, lm
 from modelcollapse.neural import text
 from modelcollapse.neural.transformer import GPT, GPTConfig, filter_top_k_top_p, generate
@@ -90,7 +90,7 @@ def write_corpus(folder: Path, docs: int = 8) -> Path:
 
 def corpus_spec(path: Path, **data) -> dict:
     base = {"source": "directory", "path": str(path), "pattern": "*.txt"}
-    schema = load_schema()["x-families"]["lm"]["data"]
+    schema = family_schema("lm")["data"]
     defaults = {k: v["default"] for k, v in schema["properties"].items() if "default" in v}
     return {"family": "lm", "seed": 0, "data": {**defaults, **base, **data}}
 
@@ -147,7 +147,7 @@ def test_text_statistics_on_hand_counted_rows():
 
 
 def test_schema_defaults_are_the_models_defaults():
-    schema = load_schema()["x-families"]["lm"]["options"]["properties"]
+    schema = family_schema("lm")["options"]["properties"]
     defaults = lm.Model().get_params()
     for name, spec in schema.items():
         if name not in lm.NOT_MODEL_OPTIONS:
@@ -307,7 +307,7 @@ def test_build_model_takes_the_run_options_and_the_corpus():
     assert (model.init_seed, model.random_state, model.config().n_embd) == (9, 3, 64)
     with pytest.raises(ValueError, match="unknown key"):
         lm.build_model({"epoch": 3}, truth, 3)
-    assert get_family("lm") is lm
+    assert get_family("lm") is lm.FAMILY
 
 
 # --- end to end: the phenomenon ---------------------------------------------------------

@@ -7,6 +7,7 @@ and ensemble.csv files that are full, header-only, zero-byte or missing.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -16,11 +17,13 @@ import pandas as pd
 import pytest
 
 from modelcollapse import io
+from modelcollapse.config import make_run_settings
 from modelcollapse.families import get_family
 from modelcollapse.io import atomic_dir
 from modelcollapse.paths import REPORT_DIR, gen_file, human_file, results_dir
 from modelcollapse.plots import fit_y_axis, metric_figure, plot_run, use_log_scale
 from modelcollapse.report import write_report
+from modelcollapse.settings import RunSettings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GENERATIONS, N = 4, 60
@@ -42,18 +45,17 @@ GMM_OPTIONS = {"n_components": 2, "covariance_type": "full", "tol": 1e-3, "max_i
 
 
 def _settings(human: str, regime: str = "replace", real_fraction=None, chains=1, options=None):
-    return {
-        "family": HUMAN[human][0],
-        "human": human,
-        "regime": regime,
-        "generations": GENERATIONS,
-        "samples_per_generation": N,
-        "real_fraction": real_fraction,
-        "seed": 0,
-        "chains": chains,
-        "options": options or {},
-        "plot_generations": [0, 2, GENERATIONS - 1],
-    }
+    return make_run_settings(
+        HUMAN[human][0],
+        human=human,
+        regime=regime,
+        generations=GENERATIONS,
+        samples_per_generation=N,
+        real_fraction=real_fraction,
+        chains=chains,
+        options=options or {},
+        plot_generations=[0, 2, GENERATIONS - 1],
+    )
 
 
 RUNS = {
@@ -73,16 +75,16 @@ SNAPSHOT = {
 }
 
 
-def _build_run(root: Path, run: str, settings: dict) -> pd.DataFrame:
+def _build_run(root: Path, run: str, settings: RunSettings) -> pd.DataFrame:
     """A short replace chain through the family contract; metrics.csv and ensemble.csv."""
-    fam = get_family(settings["family"])
-    truth = fam.Model.load(human_file(settings["human"], "truth.safetensors", root))
-    test = io.read_table(human_file(settings["human"], "test.parquet", root))
+    fam = get_family(settings.family)
+    truth = fam.model.load(human_file(settings.human, "truth.safetensors", root))
+    test = io.read_table(human_file(settings.human, "test.parquet", root))
     rng = np.random.default_rng(7)
     train = truth.sample(N, rng)
     rows = []
     for g in range(GENERATIONS):
-        model = fam.build_model(settings["options"], truth, random_state=g).fit(train)
+        model = fam.build_model(settings.options, truth, random_state=g).fit(train)
         model.save(gen_file(run, g, "model.safetensors", root))
         samples = model.sample(N, rng)
         io.write_table(gen_file(run, g, "samples.parquet", root), samples)
@@ -96,7 +98,7 @@ def _build_run(root: Path, run: str, settings: dict) -> pd.DataFrame:
     out = results_dir(run, root)
     io.write_text(out / "metrics.csv", frame.to_csv(index=False, float_format="%.10g"))
     metric_cols = [c for c in frame.columns if c not in ("generation", "train_rows", "note")]
-    if settings["chains"] > 1:
+    if settings.chains > 1:
         parts = [
             pd.DataFrame(
                 {
@@ -147,9 +149,9 @@ def plotted(tree) -> dict[str, dict[str, bytes]]:
 def _expected_figures(run: str, frame: pd.DataFrame) -> set[str]:
     names = {f"metric_{c}.png" for c in frame.columns}
     names -= {"metric_generation.png", "metric_train_rows.png", "metric_note.png"}
-    if RUNS[run]["chains"] > 1:
+    if RUNS[run].chains > 1:
         names.add("metric_ensemble_only.png")
-    snapshot = SNAPSHOT[RUNS[run]["family"]]
+    snapshot = SNAPSHOT[RUNS[run].family]
     return names | ({snapshot} if snapshot else set())
 
 
@@ -195,7 +197,7 @@ def test_metric_figure_draws_bands_median_and_theory_on_a_log_axis():
         {"generation": g, "mean": np.ones(5), "median": 0.5 ** (g + 1), "std": np.ones(5)}
     )
     theory = {"var_trace": np.ones(5), "var_trace/median": 0.5 ** (g + 1)}
-    settings = {**_settings("g1", chains=100), "generations": 5}
+    settings = dataclasses.replace(_settings("g1", chains=100), generations=5)
     fig = metric_figure("r", settings, "var_trace", chain, ensemble, theory)
     ax = fig.axes[0]
     labels = [line.get_label() for line in ax.get_lines()]
@@ -275,13 +277,13 @@ def test_report_has_a_row_per_run_with_final_metrics_and_is_reproducible(tree):
     for run, frame in frames.items():
         settings = RUNS[run]
         row = rows[run]
-        assert f"| {settings['regime']} | {N} |" in row
+        assert f"| {settings.regime} | {N} |" in row
         assert f"../results/{run}/figures/" in row
-        for metric in keys[settings["family"]]:
+        for metric in keys[settings.family]:
             final = frame[metric].iloc[-1]
             assert _cell(final) in row, (run, metric)
-            if settings["chains"] > 1:
-                se = 0.2 / math.sqrt(settings["chains"])
+            if settings.chains > 1:
+                se = 0.2 / math.sqrt(settings.chains)
                 assert f"(ens. {_cell(final * 1.1)} ± {_cell(se)})" in row
     assert "| `gauss_mix` | mix | 60 | 0.5 |" in text
     assert "![gaussians](compare_gaussians.png)" in text

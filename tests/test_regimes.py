@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from modelcollapse import io
+from modelcollapse.config import make_run_settings
+from modelcollapse.ensemble import RegimeComposer
 from modelcollapse.manifest import (
     composition,
     iter_parts,
@@ -46,12 +48,14 @@ def write_samples(root, generation):
 
 
 def build_chain(root, regime, generations, real_fraction=None, seed=0):
-    settings = {
-        "samples_per_generation": N,
-        "regime": regime,
-        "human": "h",
-        "real_fraction": real_fraction,
-    }
+    settings = make_run_settings(
+        "gaussian",
+        human="h",
+        samples_per_generation=N,
+        generations=generations,
+        regime=regime,
+        real_fraction=real_fraction,
+    )
     manifests = []
     for g in range(generations):
         manifest = compose_training_set("run", g, settings, np.random.default_rng([seed, g]), root)
@@ -177,3 +181,43 @@ def test_deep_accumulate_chain_flattens_without_recursion(root):
         prev = path
     parts = iter_parts(read_manifest(prev), root)
     assert len(parts) == len(iter_parts(manifests[2], root))
+
+
+def _origin_counts(values: np.ndarray) -> dict[int, int]:
+    """Rows by origin: -1 for human rows (values below 10 000), else the generation."""
+    origin = np.where(values < 10_000, -1, values // 10_000 - 1).astype(int)
+    return dict(zip(*np.unique(origin, return_counts=True), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("regime", "real_fraction"),
+    [("replace", None), ("mix", 0.3), ("fresh", 0.3), ("accumulate", None)],
+)
+def test_single_chain_and_ensemble_compose_the_same_training_sets(root, regime, real_fraction):
+    """One definition of each regime, two implementations: the single chain composes
+    manifests of file rows (modelcollapse.regimes), the ensemble arrays for K chains
+    (modelcollapse.ensemble.RegimeComposer). Both take the same number of rows from
+    the same origins in every generation. Where they differ by design: the ensemble
+    draws human rows afresh from the known truth (an unlimited pool), the single chain
+    reads them from the finite human pool, without repeats within a generation (mix)
+    or ever (fresh); and accumulate_subsample draws the same distribution of rows
+    with a different random stream (checked by each side's own tests)."""
+    generations = 6
+    manifests = build_chain(root, regime, generations, real_fraction)
+    composer = RegimeComposer(
+        regime,
+        samples_per_generation=N,
+        real_fraction=real_fraction,
+        chains=1,
+        generations=generations,
+        draw_truth=lambda chains, n, rng: np.arange(n, dtype=float)[None, :, None],
+        rng=np.random.default_rng(0),
+    )
+    previous = None
+    for g in range(generations):
+        single = load_training_set(manifests[g], root)["x0"].to_numpy()
+        batched = composer.training_set(g, previous)[0, :, 0]
+        assert _origin_counts(single) == _origin_counts(batched), (regime, g)
+        synthetic = np.sort(single[single >= 10_000])
+        np.testing.assert_array_equal(synthetic, np.sort(batched[batched >= 10_000]))
+        previous = (10_000.0 * (g + 1) + np.arange(N))[None, :, None]  # as write_samples

@@ -16,32 +16,32 @@ import pytest
 import scipy.stats
 
 from modelcollapse import theory
+from modelcollapse.config import make_run_settings
 from modelcollapse.ensemble import run_chains
+from modelcollapse.ensemble_step import simulate_ensemble
 from modelcollapse.families import categorical, gaussian, gmm, linear_regression
 
 
-def ensemble(family, truth, *, chains, generations, n, seed, regime="replace", **options):
-    return family.simulate_ensemble(
-        truth,
-        options=options,
+def settings(family, *, generations, n, regime="replace", real_fraction=None, chains=1, **options):
+    return make_run_settings(
+        family.NAME,
         regime=regime,
         generations=generations,
         samples_per_generation=n,
-        real_fraction=None,
+        real_fraction=real_fraction,
         chains=chains,
-        rng=np.random.default_rng(seed),
+        options=options,
     )
+
+
+def ensemble(family, truth, *, chains, generations, n, seed, regime="replace", **options):
+    run = settings(family, generations=generations, n=n, regime=regime, chains=chains, **options)
+    return simulate_ensemble(family.FAMILY, truth, run, np.random.default_rng(seed))
 
 
 def predicted(family, truth, *, generations, n, regime="replace", **options):
-    return family.theory(
-        truth,
-        options=options,
-        regime=regime,
-        generations=generations,
-        samples_per_generation=n,
-        real_fraction=None,
-    )
+    run = settings(family, generations=generations, n=n, regime=regime, **options)
+    return family.FAMILY.theory(truth, run)
 
 
 def assert_within_standard_errors(values, expected, generations, z=4.0):
@@ -167,7 +167,7 @@ def test_categorical_chains_fix_on_symbol_k_with_probability_p_k():
     truth = categorical.truth_from_spec({"num_symbols": 4, "zipf_exponent": 1.0})
     chains = 4000
     family = dataclasses.replace(
-        categorical.batched(truth),
+        categorical.batched(truth, {}),
         measure=lambda probs, samples: {"winner": probs.argmax(-1), "top": probs.max(-1)},
     )
     out = run_chains(
@@ -188,13 +188,15 @@ def test_categorical_chains_fix_on_symbol_k_with_probability_p_k():
 
 def test_theory_is_empty_without_a_closed_form():
     truth = gaussian.truth_from_spec({"dim": 1, "std": 1.0})
-    settings = dict(options={}, generations=3, samples_per_generation=10)
-    assert gaussian.theory(truth, regime="accumulate", real_fraction=None, **settings) == {}
-    assert gaussian.theory(truth, regime="mix", real_fraction=0.5, **settings) == {}
-    same = gaussian.theory(truth, regime="fresh", real_fraction=0.0, **settings)
-    replace = gaussian.theory(truth, regime="replace", real_fraction=None, **settings)
-    assert same.keys() == replace.keys()
-    mixture = gmm.truth_from_spec({"weights": [1.0], "means": [[0.0]], "covariances": [[[1.0]]]})
-    assert gmm.theory(mixture, regime="replace", real_fraction=None, **settings) == {}
+    given = dict(generations=3, n=10)
+
+    def theory(family, truth, **run):
+        return family.FAMILY.theory(truth, settings(family, **given, **run))
+
+    assert theory(gaussian, truth, regime="accumulate") == {}
+    assert theory(gaussian, truth, regime="mix", real_fraction=0.5) == {}
+    same = theory(gaussian, truth, regime="fresh", real_fraction=0.0)
+    assert same.keys() == theory(gaussian, truth).keys()
+    assert gmm.FAMILY.theory is None  # no closed form is known for EM-fitted mixtures
     cat = categorical.truth_from_spec({"num_symbols": 3, "zipf_exponent": 1.0})
-    assert categorical.theory(cat, regime="accumulate", real_fraction=None, **settings) == {}
+    assert theory(categorical, cat, regime="accumulate") == {}

@@ -12,7 +12,7 @@ import pytest
 from workflow_utils import make_workflow, snakemake, tree_md5s
 
 from modelcollapse import io
-from modelcollapse.families import get_family
+from modelcollapse.families import vae
 from modelcollapse.human import prepare_human
 from modelcollapse.neural import digits
 from modelcollapse.neural.vae_model import (
@@ -20,8 +20,6 @@ from modelcollapse.neural.vae_model import (
     knn_precision_recall,
     latent_spread,
 )
-
-vae = get_family("vae")
 
 SPEC = {
     "family": "vae",

@@ -19,11 +19,11 @@ def _validate(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     check_prepared_pools(params)  # data/ lives under the workflow root, the working directory
     for run_id, s in params.runs.items():
-        rf = f", real_fraction {s['real_fraction']}" if s["real_fraction"] is not None else ""
+        rf = f", real_fraction {s.real_fraction}" if s.real_fraction is not None else ""
         print(
-            f"{run_id}: {s['family']} on {s['human']}, {s['regime']}{rf}, "
-            f"{s['generations']} generations x {s['samples_per_generation']} samples, "
-            f"{s['chains']} chain(s)"
+            f"{run_id}: {s.family} on {s.human}, {s.regime}{rf}, "
+            f"{s.generations} generations x {s.samples_per_generation} samples, "
+            f"{s.chains} chain(s)"
         )
     print(f"{args.params}: {len(params.runs)} runs, {len(params.human)} human sources: valid")
     return 0

@@ -22,7 +22,14 @@ row, a ``dim x dim`` model). The neural families declare their job memory
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from modelcollapse.checks import ConfigError
+from modelcollapse.families import get_family
+
+if TYPE_CHECKING:
+    from modelcollapse.families.base import Family
+    from modelcollapse.settings import RunSettings
 
 DEFAULT_JOB_MEMORY_MB = 8192
 FLOAT_BYTES = 8
@@ -36,9 +43,9 @@ def job_budget_mb(limits: Mapping[str, Any] | None) -> int:
     return int((limits or {}).get("job_memory_mb", DEFAULT_JOB_MEMORY_MB))
 
 
-def footprint(family: Any, truth_spec: Mapping[str, Any]) -> tuple[int, int]:
+def footprint(family: Family, truth_spec: Mapping[str, Any]) -> tuple[int, int]:
     """(values per data row, floats of one model) of a statistical family's source."""
-    hook = getattr(family, "memory_footprint", None)
+    hook = family.memory_footprint
     if hook is not None:
         width, model = hook(truth_spec)
         return int(width), int(model)
@@ -53,15 +60,15 @@ def human_bytes(source: Mapping[str, Any], width: int, model_floats: int) -> int
 
 
 def run_bytes(
-    settings: Mapping[str, Any], source: Mapping[str, Any], width: int, model_floats: int
+    settings: RunSettings, source: Mapping[str, Any], width: int, model_floats: int
 ) -> dict[str, int]:
     """The largest generation job and the ensemble job of a statistical run, in bytes."""
-    n, gens = settings["samples_per_generation"], settings["generations"]
-    train_rows = n * gens if settings["regime"].startswith("accumulate") else n
-    pool_rows = source["pool_size"] if settings["regime"] in ("mix", "fresh") else n
+    n, gens = settings.samples_per_generation, settings.generations
+    train_rows = n * gens if settings.regime.startswith("accumulate") else n
+    pool_rows = source["pool_size"] if settings.regime in ("mix", "fresh") else n
     generation = ((train_rows + pool_rows + n) * width + model_floats) * FLOAT_BYTES * COPIES
     out = {"generation": generation}
-    chains = settings.get("chains", 1)
+    chains = settings.chains
     if chains > 1:
         per_chain = (train_rows + n) * width + model_floats
         out["ensemble"] = (chains * per_chain + pool_rows * width) * FLOAT_BYTES * COPIES
@@ -73,3 +80,41 @@ def describe_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n / 1024:.1f} KiB"
+
+
+def check_memory(
+    where: str, needed: int, what: str, limits: Mapping[str, Any], source: str
+) -> None:
+    allowed = job_budget_mb(limits)
+    if needed > allowed * MB:
+        raise ConfigError(
+            f"{source}: {where}: a job would need about {describe_bytes(needed)} of "
+            f"memory ({what}), over the budget of {allowed} MB per job; lower the sizes, "
+            "or raise limits.job_memory_mb in params.yaml if the machine has the memory"
+        )
+
+
+def check_run_memory(
+    run_id: str,
+    settings: RunSettings,
+    source_spec: Mapping[str, Any],
+    limits: Mapping[str, Any],
+    source: str,
+) -> None:
+    where = f"runs.{run_id}"
+    if "truth" not in source_spec:  # a neural family: the job's declared memory
+        declared = settings.options.get("mem_mb")
+        if declared is not None:
+            check_memory(f"{where}.options.mem_mb", declared * MB, "declared", limits, source)
+        return
+    width, model = footprint(get_family(settings.family), source_spec["truth"])
+    needed = run_bytes(settings, source_spec, width, model)
+    n, chains = settings.samples_per_generation, settings.chains
+    for job, size in needed.items():
+        what = (
+            f"the {job} job: samples_per_generation {n}, generations {settings.generations}"
+            + (f", chains {chains}" if job == "ensemble" else "")
+            + f", regime {settings.regime}, {width} values per row, a model of {model} "
+            "numbers"
+        )
+        check_memory(where, size, what, limits, source)

@@ -7,8 +7,6 @@ problem is (``runs.<id>.<key>``), so a bad value costs seconds, not a run.
 from __future__ import annotations
 
 import copy
-import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -19,142 +17,75 @@ import jsonschema
 import yaml
 
 from modelcollapse import budget
-from modelcollapse.families import family_exists, get_family
+from modelcollapse.checks import (  # noqa: F401  (re-exported: the rules and tests read them)
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    ConfigError,
+    _check_finite,
+    check_id,
+    read_yaml,
+)
+from modelcollapse.families import get_family, known_families, schema_path
+from modelcollapse.families.base import _read_schema
 from modelcollapse.regimes import NEEDS_REAL_FRACTION, real_row_count
+from modelcollapse.settings import NOT_GENERATION_KEYS, RunSettings  # noqa: F401
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "params.schema.yaml"
-
-# Settings a generation's artifacts do not depend on: changing them must not
-# invalidate (or re-run) generations that already exist.
-NOT_GENERATION_KEYS = ("generations", "chains", "plot_generations")
-
-BUILTIN_DEFAULTS: dict[str, Any] = {
-    "regime": "replace",
-    "real_fraction": None,
-    "seed": 0,
-    "chains": 1,
-    "options": {},
-}
-
-
-DEFAULT_POOL_SIZE = 100_000  # rows drawn from a known truth
-DEFAULT_TEST_SIZE = 10_000
-
-
-# Run and source ids name directories, DVC stages and Snakemake wildcards: letters,
-# digits, '_' and '-', starting with a letter or digit, at most ID_MAX_LENGTH long.
-ID_MAX_LENGTH = 64
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-
-
-class ConfigError(ValueError):
-    """params.yaml is invalid; the message names the file, the run and the key."""
-
-
-def check_id(value: Any, where: str, source: str = "params.yaml") -> str:
-    """``value`` if it is a safe id, else a ConfigError naming ``where`` and the value."""
-    if not isinstance(value, str) or len(value) > ID_MAX_LENGTH or not ID_PATTERN.fullmatch(value):
-        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-        length = f" ({len(value)} characters)" if isinstance(value, str) else ""
-        raise ConfigError(
-            f"{source}: {where}: id {shown}{length} is not allowed: ids are 1 to "
-            f"{ID_MAX_LENGTH} letters, digits, '_' or '-', starting with a letter or digit"
-        )
-    return value
-
-
-# ------------------------------------------------------------------- reading YAML
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps
-    the last; DVC refuses the file): a silently overridden setting is a wrong run."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        try:
-            if key in seen:
-                raise ConfigError(
-                    f"line {line}: duplicate key {key!r} (first given at line {seen[key]}); "
-                    "each key may appear once in a mapping"
-                )
-            seen[key] = line
-        except TypeError:  # an unhashable key: the constructor names it below
-            continue
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML settings file safely (no tags that build objects), refusing
-    duplicate keys; every error names the file."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: file not found")
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-
-
-def _check_finite(value: Any, where: str, source: str) -> None:
-    """No NaN or infinity anywhere: they pass every range check and poison the data."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(
-            f"{source}: {where or '(top level)'}: {value} is not a finite number "
-            "(.nan and .inf are not allowed)"
-        )
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            _check_finite(v, f"{where}.{k}" if where else str(k), source)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_finite(v, f"{where}.{i}", source)
+# Keys of a human source that only a known truth takes (a corpus fixes its own sizes).
+TRUTH_ONLY_KEYS = ("pool_size", "test_size")
 
 
 @dataclass(frozen=True)
 class Params:
     """A validated params.yaml."""
 
-    runs: dict[str, dict[str, Any]]
+    runs: dict[str, RunSettings]
     human: dict[str, dict[str, Any]]
     report: dict[str, Any] = field(default_factory=dict)
     # How much a job may hold (limits.job_memory_mb): checked, never part of a result.
     limits: dict[str, Any] = field(default_factory=dict)
 
-    def run(self, run_id: str) -> dict[str, Any]:
+    def run(self, run_id: str) -> RunSettings:
         if run_id not in self.runs:
             raise ConfigError(f"unknown run {run_id!r}; params.yaml defines {sorted(self.runs)}")
         return self.runs[run_id]
 
     def generation_settings(self, run_id: str) -> dict[str, Any]:
-        """The settings a generation's artifacts depend on (Snakemake `params:`)."""
-        settings = self.run(run_id)
-        return {k: v for k, v in settings.items() if k not in NOT_GENERATION_KEYS}
+        """The JSON form of what a generation's artifacts depend on (what they record)."""
+        return self.run(run_id).generation_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the Snakefile hands it to every job)."""
+        return {
+            "runs": {run: settings.to_dict() for run, settings in self.runs.items()},
+            "human": copy.deepcopy(self.human),
+            "report": copy.deepcopy(self.report),
+            "limits": dict(self.limits),
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Params:
+        """Rebuild validated params from :meth:`to_dict`'s form (no validation)."""
+        return cls(
+            runs={run: RunSettings.from_dict(s) for run, s in values["runs"].items()},
+            human=dict(values["human"]),
+            report=dict(values["report"]),
+            limits=dict(values["limits"]),
+        )
 
     def human_source(self, run_id: str) -> dict[str, Any]:
-        return self.human[self.run(run_id)["human"]]
+        return self.human[self.run(run_id).human]
 
 
 @cache
 def load_schema() -> dict[str, Any]:
-    """params.schema.yaml plus one ``x-families`` entry per schemas/families/*.yaml."""
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    schema["x-families"] = {
-        path.stem: yaml.safe_load(path.read_text())
-        for path in sorted((SCHEMA_PATH.parent / "families").glob("*.yaml"))
-    }
-    return schema
+    """params.schema.yaml (a family's own schema: :func:`family_schema`)."""
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def family_schema(family: str) -> dict[str, Any]:
+    """The schema file of ``family``: ``truth`` or ``data``, and ``options``."""
+    return _read_schema(schema_path(family))
 
 
 def _where(prefix: str, path: Any) -> str:
@@ -190,18 +121,44 @@ def _check(instance: Any, schema: Mapping[str, Any], prefix: str, source: str) -
         raise ConfigError(f"{source}: invalid settings\n" + "\n".join(lines))
 
 
-def _family_schema(family: str, part: str) -> dict[str, Any]:
-    return load_schema()["x-families"][family][part]
-
-
-def _with_schema_defaults(values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
-    out = {
+def schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``{key: default}`` of an object schema's properties."""
+    return {
         k: copy.deepcopy(v["default"])
         for k, v in schema.get("properties", {}).items()
         if "default" in v
     }
-    out.update(copy.deepcopy(dict(values)))
-    return out
+
+
+def family_options(
+    family: str,
+    given: Mapping[str, Any] | None = None,
+    where: str = "options",
+    source: str = "options",
+) -> dict[str, Any]:
+    """A family's options checked against its schema, every default filled in: what
+    ``build_model`` and ``batched`` expect (validation builds them for each run)."""
+    schema = family_schema(family)["options"]
+    _check(given or {}, schema, where, source)
+    return _with_schema_defaults(given or {}, schema)
+
+
+def make_run_settings(family: str, **given: Any) -> RunSettings:
+    """Settings of one run outside a params.yaml (tests, notebooks, benchmarks): the
+    run schema's and the family's defaults filled in, the options checked; the human
+    source is not (``human`` defaults to ``"human"``)."""
+    schema = load_schema()["$defs"]["run_settings"]
+    values = {**schema_defaults(schema), "human": "human", **given, "family": family}
+    _check(values, schema, "", "run settings")
+    values["options"] = family_options(family, values["options"])
+    if values["regime"] not in NEEDS_REAL_FRACTION:
+        values["real_fraction"] = None
+    values.setdefault("plot_generations", default_plot_generations(values["generations"]))
+    return RunSettings.from_dict(values)
+
+
+def _with_schema_defaults(values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {**schema_defaults(schema), **copy.deepcopy(dict(values))}
 
 
 def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
@@ -217,15 +174,18 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
     schema = load_schema()
     _check(raw, schema, "", source)
     limits = dict(raw.get("limits") or {})
-    # A family is known when it has a schema file and a module; only the families a
-    # statistical source uses are imported (to check their truth), never torch's.
-    known = {f for f in schema["x-families"] if family_exists(f)}
+    # Families are known by name (built in, or registered by an entry point); only the
+    # families a statistical source uses are imported (to check their truth).
+    known = set(known_families())
 
     human: dict[str, dict[str, Any]] = {}
     for source_id, spec in raw["human"].items():
         human[source_id] = _validate_human(source_id, spec, schema, known, limits, source)
 
-    defaults = {**BUILTIN_DEFAULTS, **copy.deepcopy(dict(raw.get("defaults") or {}))}
+    defaults = {
+        **schema_defaults(schema["$defs"]["run_settings"]),
+        **copy.deepcopy(dict(raw.get("defaults") or {})),
+    }
     runs = {
         run_id: _validate_run(run_id, defaults, spec, human, known, source)
         for run_id, spec in raw["runs"].items()
@@ -237,7 +197,7 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
             if run_id not in runs:
                 raise ConfigError(f"{source}: report.compare.{name}: unknown run {run_id!r}")
     for run_id, settings in runs.items():
-        _check_run_memory(run_id, settings, human[settings["human"]], limits, source)
+        budget.check_run_memory(run_id, settings, human[settings.human], limits, source)
     return Params(runs=runs, human=human, report=report, limits=limits)
 
 
@@ -257,9 +217,11 @@ def _validate_human(
         raise ConfigError(
             f"{source}: {where}.family: unknown family {fam!r}; known: {sorted(known)}"
         )
+    own = family_schema(fam)
+    kind = "truth" if "truth" in own else "data"
     merged = _with_schema_defaults(spec, schema["$defs"]["human_source"])
-    family_schema = schema["x-families"][fam]
-    kind = "truth" if "truth" in family_schema else "data"
+    if kind == "data":  # the corpus fixes the pool: no default size
+        merged = {k: v for k, v in merged.items() if k not in TRUTH_ONLY_KEYS or k in spec}
     other = "data" if kind == "truth" else "truth"
     if other in spec:
         raise ConfigError(
@@ -267,14 +229,12 @@ def _validate_human(
         )
     if kind not in spec:
         raise ConfigError(f"{source}: {where}: missing required key {kind!r}")
-    _check(spec[kind], family_schema[kind], f"{where}.{kind}", source)
-    merged[kind] = _with_schema_defaults(spec[kind], family_schema[kind])
+    _check(spec[kind], own[kind], f"{where}.{kind}", source)
+    merged[kind] = _with_schema_defaults(spec[kind], own[kind])
     if kind == "truth":
-        merged.setdefault("pool_size", DEFAULT_POOL_SIZE)
-        merged.setdefault("test_size", DEFAULT_TEST_SIZE)
         family = get_family(fam)
         width, model = budget.footprint(family, merged["truth"])
-        _check_memory(
+        budget.check_memory(
             where,
             budget.human_bytes(merged, width, model),
             f"pool_size {merged['pool_size']} + test_size {merged['test_size']} rows of "
@@ -282,6 +242,7 @@ def _validate_human(
             limits,
             source,
         )
+        assert family.truth_from_spec is not None  # a family whose schema has `truth`
         try:
             family.truth_from_spec(merged["truth"])
         except (ValueError, TypeError) as exc:
@@ -296,7 +257,7 @@ def _validate_run(
     human: Mapping[str, dict[str, Any]],
     known: set[str],
     source: str,
-) -> dict[str, Any]:
+) -> RunSettings:
     where = f"runs.{run_id}"
     settings = {**copy.deepcopy(dict(defaults)), **copy.deepcopy(dict(spec))}
     required = ("family", "human", "generations", "samples_per_generation")
@@ -322,23 +283,16 @@ def _validate_run(
             f"{source}: {where}.human: source {settings['human']!r} holds "
             f"{src['family']!r} data, but the run's family is {fam!r}"
         )
-    options_schema = _family_schema(fam, "options")
-    _check(settings.get("options") or {}, options_schema, f"{where}.options", source)
-    settings["options"] = _with_schema_defaults(settings.get("options") or {}, options_schema)
+    settings["options"] = family_options(fam, settings["options"], f"{where}.options", source)
 
     regime, gens = settings["regime"], settings["generations"]
-    rf = settings.get("real_fraction")
-    if regime in NEEDS_REAL_FRACTION and rf is None:
+    if regime in NEEDS_REAL_FRACTION and settings["real_fraction"] is None:
         raise ConfigError(
             f"{source}: {where}.real_fraction: regime {regime!r} needs "
             "real_fraction (a number in [0, 1])"
         )
     if regime not in NEEDS_REAL_FRACTION:
         settings["real_fraction"] = None  # irrelevant; keep it out of the artifacts' identity
-    # Real data: the corpus fixes the pool once prepared (check_prepared_pools).
-    if "pool_size" in src:
-        what = f"human.{settings['human']}.pool_size"
-        _check_pool(run_id, settings, src["pool_size"], what, source)
     plot_gens = settings.get("plot_generations")
     if plot_gens is not None:
         bad = [g for g in plot_gens if g >= gens]
@@ -348,68 +302,31 @@ def _validate_run(
             )
     else:
         settings["plot_generations"] = default_plot_generations(gens)
-    return settings
+    validated = RunSettings.from_dict(settings)
+    # Real data: the corpus fixes the pool once prepared (check_prepared_pools).
+    if "pool_size" in src:
+        what = f"human.{validated.human}.pool_size"
+        _check_pool(run_id, validated, src["pool_size"], what, source)
+    return validated
 
 
-def _check_memory(
-    where: str, needed: int, what: str, limits: Mapping[str, Any], source: str
-) -> None:
-    allowed = budget.job_budget_mb(limits)
-    if needed > allowed * budget.MB:
-        raise ConfigError(
-            f"{source}: {where}: a job would need about {budget.describe_bytes(needed)} of "
-            f"memory ({what}), over the budget of {allowed} MB per job; lower the sizes, "
-            "or raise limits.job_memory_mb in params.yaml if the machine has the memory"
-        )
-
-
-def _check_run_memory(
-    run_id: str,
-    settings: Mapping[str, Any],
-    source_spec: Mapping[str, Any],
-    limits: Mapping[str, Any],
-    source: str,
-) -> None:
-    where = f"runs.{run_id}"
-    if "truth" not in source_spec:  # a neural family: the job's declared memory
-        declared = settings["options"].get("mem_mb")
-        if declared is not None:
-            _check_memory(
-                f"{where}.options.mem_mb", declared * budget.MB, "declared", limits, source
-            )
-        return
-    width, model = budget.footprint(get_family(settings["family"]), source_spec["truth"])
-    needed = budget.run_bytes(settings, source_spec, width, model)
-    n, chains = settings["samples_per_generation"], settings.get("chains", 1)
-    for job, size in needed.items():
-        what = (
-            f"the {job} job: samples_per_generation {n}, generations {settings['generations']}"
-            + (f", chains {chains}" if job == "ensemble" else "")
-            + f", regime {settings['regime']}, {width} values per row, a model of {model} "
-            "numbers"
-        )
-        _check_memory(where, size, what, limits, source)
-
-
-def human_rows_needed(settings: Mapping[str, Any]) -> int:
+def human_rows_needed(settings: RunSettings) -> int:
     """Human pool rows a run uses over all its generations: the first N (generation
     0), and for ``fresh`` real_fraction x N unused rows per later generation. (``mix``
     draws real_fraction x N <= N rows from anywhere in the pool: N rows suffice.)"""
-    n = settings["samples_per_generation"]
-    if settings["regime"] == "fresh":
-        return n + (settings["generations"] - 1) * real_row_count(n, settings["real_fraction"])
+    n = settings.samples_per_generation
+    if settings.regime == "fresh" and settings.real_fraction is not None:
+        return n + (settings.generations - 1) * real_row_count(n, settings.real_fraction)
     return n
 
 
-def _check_pool(
-    run_id: str, settings: Mapping[str, Any], pool_rows: int, what: str, source: str
-) -> None:
+def _check_pool(run_id: str, settings: RunSettings, pool_rows: int, what: str, source: str) -> None:
     needed = human_rows_needed(settings)
     if needed > pool_rows:
         raise ConfigError(
             f"{source}: runs.{run_id}: needs {needed} human rows but {what} is {pool_rows} "
-            f"(regime {settings['regime']!r}, samples_per_generation "
-            f"{settings['samples_per_generation']}, generations {settings['generations']}); "
+            f"(regime {settings.regime!r}, samples_per_generation "
+            f"{settings.samples_per_generation}, generations {settings.generations}); "
             "lower samples_per_generation, real_fraction or generations"
         )
 
@@ -424,7 +341,7 @@ def check_prepared_pools(
 
     for run_id in params.runs if runs is None else runs:
         settings = params.run(run_id)
-        human = settings["human"]
+        human = settings.human
         pool = human_file(human, "pool.parquet", root)
         if "pool_size" in params.human[human] or not pool.exists():
             continue

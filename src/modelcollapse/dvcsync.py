@@ -75,7 +75,7 @@ def stage_status(params: Params, root: str | Path = ".") -> dict[str, str]:
     planner = Planner(params, root)
     out = {f"human@{s}": _why(planner.human(s)) for s in params.human}
     for run in params.runs:
-        last = params.run(run)["generations"] - 1
+        last = params.run(run).generations - 1
         chain = planner.generation(run, last)
         out[f"chain@{run}"] = _why(chain if not chain.fresh else planner.step("metrics", run))
         out[f"ensemble@{run}"] = _why(planner.step("ensemble", run))

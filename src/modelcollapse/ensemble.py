@@ -114,6 +114,7 @@ class RegimeComposer:
             human = self.draw_truth(self.chains, self.real_rows, self.rng)
             return np.concatenate([human, previous[:, : self.n - self.real_rows]], axis=1)
         self._append(previous)
+        assert self._pool is not None  # _append allocates it
         if self.regime == "accumulate":
             return self._pool[:, : self._pool_rows]
         return subsample_without_replacement(self._pool, self.n, self.rng, size=self._pool_rows)
@@ -186,18 +187,22 @@ def run_chains(
         draw_truth=family.draw_truth,
         rng=rng,
     )
-    incremental = regime == "accumulate" and family.summarize is not None
+    summarize, fit_summary = family.summarize, family.fit_summary
+    incremental = regime == "accumulate" and summarize is not None
     out: dict[str, np.ndarray] = {}
-    samples = summary = None
+    samples: np.ndarray | None = None
+    summary: tuple[np.ndarray, ...] | None = None
     for g in range(generations):
         if incremental:
+            assert summarize is not None and fit_summary is not None
             # The accumulated pool enters the fit only through additive statistics.
             rows = family.draw_truth(chains, samples_per_generation, rng) if g == 0 else samples
-            new = family.summarize(rows)
+            assert rows is not None  # the previous generation's samples
+            new = summarize(rows)
             summary = (
                 new if summary is None else tuple(a + b for a, b in zip(summary, new, strict=True))
             )
-            params = family.fit_summary(summary, (g + 1) * samples_per_generation)
+            params = fit_summary(summary, (g + 1) * samples_per_generation)
         else:
             params = family.fit(composer.training_set(g, samples), rng)
         samples = family.sample(params, samples_per_generation, rng)

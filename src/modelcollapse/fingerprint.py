@@ -8,7 +8,8 @@ without docstrings, so comments, docstrings and formatting never make anything r
 
 The closure follows static imports only. The family registry imports a family's
 module by name at run time, so a step that runs a family names the family's module as
-an entry; a package that loads its names lazily (``lineage``) lists them in a literal
+an entry (a family registered by another package brings that package's modules into
+the closure); a package that loads its names lazily (``lineage``) lists them in a literal
 ``_EXPORTS`` dict, which the closure reads. Editing ``families/gmm.py`` changes the
 fingerprint of the gmm steps only; editing ``plots.py``, that of the figures and the
 report. See docs/architecture.md ("What reruns when").
@@ -19,6 +20,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -47,7 +49,22 @@ class FingerprintError(RuntimeError):
 
 
 def family_module(family: str) -> str:
-    return f"{PACKAGE}.families.{family}"
+    from modelcollapse.families import family_module as registered
+
+    return registered(family)
+
+
+@cache
+def _roots() -> frozenset[str]:
+    """Top-level packages whose modules count: this one and every registered family's."""
+    from modelcollapse.families import family_module as registered
+    from modelcollapse.families import known_families
+
+    return frozenset({PACKAGE, *(registered(f).partition(".")[0] for f in known_families())})
+
+
+def _in_scope(name: str) -> bool:
+    return name.partition(".")[0] in _roots()
 
 
 # The package that runs the steps is the one this module belongs to.
@@ -57,8 +74,15 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 @cache
 def _origin(name: str) -> Path | None:
     """The source file of package module ``name``, or None if there is none."""
-    if name != PACKAGE and not name.startswith(PACKAGE + "."):
+    if not _in_scope(name):
         return None
+    if name.partition(".")[0] != PACKAGE:  # a registered family's package
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return None
+        origin = spec.origin if spec is not None else None
+        return Path(origin) if origin and origin.endswith(".py") else None
     base = _PACKAGE_DIR.joinpath(*name.split(".")[1:])
     for path in (base / "__init__.py", base.with_suffix(".py")):
         if path.is_file():
@@ -190,7 +214,7 @@ def closure(entries: tuple[str, ...]) -> tuple[str, ...]:
     pending = list(entries)
     while pending:
         name = pending.pop()
-        if name in seen or not (name == PACKAGE or name.startswith(PACKAGE + ".")):
+        if name in seen or not _in_scope(name):
             continue
         if not _is_module(name):
             # ``from pkg import name``: a function or class of pkg, or a lazy export.
@@ -238,9 +262,7 @@ def step_fingerprint(step: str, family: Families = None) -> str:
 def unexpected_modules(loaded: Iterable[str], step: str, family: Families = None) -> list[str]:
     """Package modules a step loaded that its fingerprint does not cover (should be none)."""
     allowed = set(step_modules(step, family))
-    return sorted(
-        m for m in loaded if (m == PACKAGE or m.startswith(PACKAGE + ".")) and m not in allowed
-    )
+    return sorted(m for m in loaded if _in_scope(m) and m not in allowed)
 
 
 @contextlib.contextmanager

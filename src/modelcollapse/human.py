@@ -4,7 +4,6 @@ knows of its source (the truth, or a tokenizer and sizes for real data)."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -13,6 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from modelcollapse import io
 from modelcollapse.families import get_family
+from modelcollapse.families.base import Family
 from modelcollapse.manifest import PROVENANCE_COLUMNS
 from modelcollapse.paths import human_dir, human_file
 from modelcollapse.stamps import STAMP_NAME, write_stamp
@@ -39,9 +39,10 @@ def prepare_human(
     family = get_family(spec["family"])
     rng = np.random.default_rng(np.random.SeedSequence(spec["seed"]))
     with io.atomic_dir(human_dir(source, root)) as out_dir, threadpool_limits(1):
-        if hasattr(family, "load_human"):
+        if family.load_human is not None:
             pool, test, origin = family.load_human(spec, out_dir, rng)
         else:
+            assert family.truth_from_spec is not None  # Family checks it has one of the two
             truth = family.truth_from_spec(spec["truth"])
             origin = out_dir / "truth.safetensors"
             truth.save(origin, extra={"source": source, "spec": spec})
@@ -59,12 +60,12 @@ def prepare_human(
     return md5s
 
 
-def load_truth(fam: ModuleType, source: str, root: str | Path = ".") -> Any:
+def load_truth(fam: Family, source: str, root: str | Path = ".") -> Any:
     """What a family knows of its human source: the true distribution, or (for real
     data) whatever its ``load_truth(human_dir)`` returns (a tokenizer, sizes)."""
-    if hasattr(fam, "load_truth"):
+    if fam.load_truth is not None:
         return fam.load_truth(human_dir(source, root))
-    return fam.Model.load(human_file(source, "truth.safetensors", root))
+    return fam.load_model(human_file(source, "truth.safetensors", root))
 
 
 def data_columns(frame: pd.DataFrame) -> list[str]:

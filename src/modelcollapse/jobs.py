@@ -13,6 +13,8 @@ steps one job each.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from modelcollapse.config import Params, check_prepared_pools
 from modelcollapse.fingerprint import covered, step_fingerprint
@@ -30,14 +32,14 @@ def human_job(params: Params, source: str) -> None:
 
 
 def generation_job(params: Params, run: str, generation: int, keys: Keys | None = None) -> None:
-    settings = params.generation_settings(run)
+    settings = params.run(run)
     if generation == 0:
         # A real corpus fixes its pool size once prepared: check the whole run fits
         # before training anything.
         check_prepared_pools(params, runs=[run])
     key = (keys or Keys(params)).generation(run, generation)
-    code = step_fingerprint("generation", settings["family"])
-    with covered("generation", settings["family"]):
+    code = step_fingerprint("generation", settings.family)
+    with covered("generation", settings.family):
         from modelcollapse.pipeline import run_generation
 
         run_generation(run, generation, settings, key=key, code_fingerprint=code)
@@ -48,12 +50,12 @@ def metrics_job(params: Params, run: str, keys: Keys | None = None) -> None:
     with covered("metrics"):
         from modelcollapse.results import collect_metrics
 
-        collect_metrics(run, params.run(run)["generations"], stamp=stamp)
+        collect_metrics(run, params.run(run).generations, stamp=stamp)
 
 
 def ensemble_job(params: Params, run: str) -> None:
     settings = params.run(run)
-    with covered("ensemble", settings["family"]):
+    with covered("ensemble", settings.family):
         from modelcollapse.ensemble_step import run_ensemble
 
         run_ensemble(run, settings, stamp=Keys(params).stamp("ensemble", run))
@@ -61,7 +63,7 @@ def ensemble_job(params: Params, run: str) -> None:
 
 def figures_job(params: Params, run: str) -> None:
     settings = params.run(run)
-    with covered("figures", settings["family"]):
+    with covered("figures", settings.family):
         from modelcollapse.plots import plot_run
 
         plot_run(run, settings, stamp=Keys(params).stamp("figures", run))
@@ -87,7 +89,7 @@ def chain_job(params: Params, run: str, progress: bool = True) -> list[int]:
 
     check_prepared_pools(params, runs=[run])  # before any generation is trained
     keys = Keys(params)
-    generations = params.run(run)["generations"]
+    generations = params.run(run).generations
     rebuilt: list[int] = []
     for g in tqdm(range(generations), desc=run, unit="gen", disable=not progress):
         # A new planner each time: it must see the generations rebuilt just before.
@@ -117,7 +119,7 @@ def keys_job(params: Params, root: str = ".") -> list[str]:
 
 
 # DVC stage -> (job, what its argument names, log file pattern).
-STAGES = {
+STAGES: dict[str, tuple[Callable[..., Any], str | None, str]] = {
     "keys": (keys_job, None, "logs/keys.log"),
     "human": (human_job, "source", "logs/human/{name}.log"),
     "chain": (chain_job, "run", "logs/{name}/chain.log"),

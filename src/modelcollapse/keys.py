@@ -61,15 +61,15 @@ class Keys:
 
     # -- generations
     def generation_material(self, run: str, generation: int) -> dict[str, Any]:
-        settings = self.params.generation_settings(run)
+        settings = self.params.run(run)
         return {
             "step": "generation",
             "version": KEY_VERSION,
             "run": run,
             "generation": generation,
-            "settings": settings,
-            "human": self.params.human[settings["human"]],
-            "code": step_fingerprint("generation", settings["family"]),
+            "settings": settings.generation_dict(),
+            "human": self.params.human[settings.human],
+            "code": step_fingerprint("generation", settings.family),
             "parent": self.generation(run, generation - 1) if generation > 0 else None,
         }
 
@@ -82,7 +82,7 @@ class Keys:
 
     # -- per-run results
     def metrics_material(self, run: str) -> dict[str, Any]:
-        last = self.params.run(run)["generations"] - 1
+        last = self.params.run(run).generations - 1
         return {
             "step": "metrics",
             "version": KEY_VERSION,
@@ -98,9 +98,9 @@ class Keys:
             "step": "ensemble",
             "version": KEY_VERSION,
             "run": run,
-            "settings": {k: v for k, v in settings.items() if k != "plot_generations"},
-            "human": self.params.human[settings["human"]],
-            "code": step_fingerprint("ensemble", settings["family"]),
+            "settings": {k: v for k, v in settings.to_dict().items() if k != "plot_generations"},
+            "human": self.params.human[settings.human],
+            "code": step_fingerprint("ensemble", settings.family),
         }
 
     def figures_material(self, run: str) -> dict[str, Any]:
@@ -109,11 +109,11 @@ class Keys:
             "step": "figures",
             "version": KEY_VERSION,
             "run": run,
-            "settings": settings,
-            "human": self.params.human[settings["human"]],
+            "settings": settings.to_dict(),
+            "human": self.params.human[settings.human],
             "metrics": self.key("metrics", run),
             "ensemble": self.key("ensemble", run),
-            "code": step_fingerprint("figures", settings["family"]),
+            "code": step_fingerprint("figures", settings.family),
         }
 
     def report_material(self, run: str | None = None) -> dict[str, Any]:
@@ -122,7 +122,7 @@ class Keys:
             "version": KEY_VERSION,
             "runs": {
                 r: {
-                    "settings": settings,
+                    "settings": settings.to_dict(),
                     "metrics": self.key("metrics", r),
                     "ensemble": self.key("ensemble", r),
                 }
@@ -134,7 +134,7 @@ class Keys:
 
     def families(self) -> tuple[str, ...]:
         """The families the study's runs use (the report reads all of them)."""
-        return tuple(sorted({s["family"] for s in self.params.runs.values()}))
+        return tuple(sorted({s.family for s in self.params.runs.values()}))
 
     @cached_property
     def _materials(self) -> dict[str, Any]:

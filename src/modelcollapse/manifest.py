@@ -127,7 +127,11 @@ def load_training_set(manifest: dict[str, Any], root: str | Path = ".") -> pd.Da
         path = root / p["path"]
         _verified(path, p["md5"], context)
         table = read_table(path)
-        index = np.concatenate([np.arange(a, b) for a, b in p["rows"]]) if p["rows"] else []
+        index: np.ndarray = (
+            np.concatenate([np.arange(a, b) for a, b in p["rows"]])
+            if p["rows"]
+            else np.empty(0, dtype=np.int64)
+        )
         if len(index) and index[-1] >= len(table):
             raise ArtifactError(
                 f"{context}: manifest asks for row {index[-1]} of {path}, "

@@ -23,6 +23,7 @@ from modelcollapse.lineage.ledger import record_generation
 from modelcollapse.manifest import cached_md5, composition, load_training_set
 from modelcollapse.paths import gen_file, human_file
 from modelcollapse.regimes import compose_training_set
+from modelcollapse.settings import RunSettings
 
 log = logging.getLogger("modelcollapse")
 
@@ -38,7 +39,7 @@ def generation_rng(seed: int, generation: int) -> np.random.SeedSequence:
 def run_generation(
     run: str,
     generation: int,
-    settings: dict[str, Any],
+    settings: RunSettings,
     root: str | Path = ".",
     key: str | None = None,
     code_fingerprint: str | None = None,
@@ -51,17 +52,18 @@ def run_generation(
     recorded in model.json and the ledger record, the step's ``code_fingerprint`` in
     the record: what makes the outputs up to date for ``modelcollapse.plan``.
 
-    Optional family hooks (module attributes):
-    ``SAME_INIT``: every generation starts from the same initialisation
-    (``build_model(..., init_seed=<run seed>)``); ``NEEDS_PROMPTS``: ``sample`` is
-    given ``prompts=`` the human rows generation 0 trained on; ``NEEDS_REFERENCE``:
-    ``annotate_samples(samples, reference)`` and ``evaluate(..., reference=)`` get
-    the generation-0 model.
+    The family's optional members (:class:`~modelcollapse.families.base.Family`):
+    ``same_init``: every generation starts from the same initialisation
+    (``build_model(..., init_seed=<run seed>)``); ``needs_prompts``: ``sample`` is
+    given ``prompts=`` the human rows generation 0 trained on; ``annotate_samples``:
+    per-row columns from the generation-0 model, which ``evaluate`` gets as
+    ``reference=``.
     """
     root = Path(root)
-    fam = get_family(settings["family"])
-    n = settings["samples_per_generation"]
-    compose_seq, fit_seq, sample_seq = generation_rng(settings["seed"], generation).spawn(3)
+    fam = get_family(settings.family)
+    n = settings.samples_per_generation
+    recorded = settings.generation_dict()  # what model.json and the ledger record
+    compose_seq, fit_seq, sample_seq = generation_rng(settings.seed, generation).spawn(3)
     started = time.perf_counter()
     with threadpool_limits(1):  # BLAS threads would make float reductions order-dependent
         manifest = compose_training_set(
@@ -69,12 +71,12 @@ def run_generation(
         )
         train = load_training_set(manifest, root)
         manifest["composition"] = composition(manifest, root)
-        truth = load_truth(fam, settings["human"], root)
+        truth = load_truth(fam, settings.human, root)
         random_state = int(fit_seq.generate_state(1)[0])
-        extra_init = {"init_seed": settings["seed"]} if getattr(fam, "SAME_INIT", False) else {}
-        model = fam.build_model(settings["options"], truth, random_state, **extra_init)
+        extra_init = {"init_seed": settings.seed} if fam.same_init else {}
+        model = fam.build_model(settings.options, truth, random_state, **extra_init)
         # The human data's columns: synthetic rows may carry annotations besides them.
-        test = io.read_table(human_file(settings["human"], "test.parquet", root))
+        test = io.read_table(human_file(settings.human, "test.parquet", root))
         columns = data_columns(test)
         model.fit(train[columns])
         model_path = gen_file(run, generation, "model.safetensors", root)
@@ -84,22 +86,22 @@ def run_generation(
             extra={
                 "run": run,
                 "generation": generation,
-                "settings": settings,
+                "settings": recorded,
                 "random_state": random_state,
                 "key": key,
             },
         )
         sample_kwargs = {}
-        if getattr(fam, "NEEDS_PROMPTS", False):
-            pool = io.read_table(human_file(settings["human"], "pool.parquet", root))
+        if fam.needs_prompts:
+            pool = io.read_table(human_file(settings.human, "pool.parquet", root))
             sample_kwargs["prompts"] = pool.iloc[:n][data_columns(pool)]
         samples = model.sample(n, np.random.default_rng(sample_seq), **sample_kwargs)
         eval_kwargs = {}
-        if getattr(fam, "NEEDS_REFERENCE", False):
+        if fam.annotate_samples is not None:
             reference = (
                 model
                 if generation == 0
-                else fam.Model.load(gen_file(run, 0, "model.safetensors", root))
+                else fam.load_model(gen_file(run, 0, "model.safetensors", root))
             )
             samples = fam.annotate_samples(samples, reference)
             eval_kwargs["reference"] = reference
@@ -120,7 +122,7 @@ def run_generation(
     }
     io.write_json(gen_file(run, generation, "metrics.json", root), metrics)
     record_generation(
-        run, generation, settings, root, key, code_fingerprint
+        run, generation, recorded, root, key, code_fingerprint
     )  # the ledger, written last
     log.info(
         "run %s generation %d: trained on %d rows in %.2fs",

@@ -162,7 +162,7 @@ class Planner:
         statuses = self._generations.setdefault(run, [])
         while len(statuses) <= generation:
             g = len(statuses)
-            source = self.params.run(run)["human"]
+            source = self.params.run(run).human
             if not self.human(source).fresh:
                 status = Status(STALE, f"its human data {source} will be rebuilt")
             elif g > 0 and not statuses[g - 1].fresh:
@@ -230,14 +230,15 @@ class Planner:
         return self._cache[key]
 
     def _outputs(self, step: str, name: str | None) -> list[Path]:
+        if step == "report":
+            return [self.root / REPORT_DIR]
+        assert name is not None  # every step but the report is of a run
         if step in RESULT_FILES:
             files = [results_dir(name, self.root) / f for f in RESULT_FILES[step]]
             # The metrics step also anchors the run's ledger (git-tracked, not a
             # Snakemake output, so that a failing job never deletes it).
             return files + [head_path(name, self.root)] if step == "metrics" else files
-        if step == "figures":
-            return [results_dir(name, self.root) / "figures"]
-        return [self.root / REPORT_DIR]
+        return [results_dir(name, self.root) / "figures"]
 
     def _upstream(self, step: str, name: str | None) -> Status:
         """The first upstream step that is not fresh, as this step's reason to rerun."""
@@ -247,14 +248,15 @@ class Planner:
                     if not self.step(up, run).fresh:
                         return Status(STALE, f"{up} of run {run} will be rebuilt")
             return _FRESH
+        assert name is not None  # every step but the report is of a run
         settings = self.params.run(name)
         if step == "metrics":
-            last = settings["generations"] - 1
+            last = settings.generations - 1
             if not self.generation(name, last).fresh:
                 return Status(STALE, f"generations of run {name} will be rebuilt")
             return _FRESH
-        if not self.human(settings["human"]).fresh:
-            return Status(STALE, f"its human data {settings['human']} will be rebuilt")
+        if not self.human(settings.human).fresh:
+            return Status(STALE, f"its human data {settings.human} will be rebuilt")
         if step == "figures":
             for up in ("metrics", "ensemble"):
                 if not self.step(up, name).fresh:
@@ -278,7 +280,8 @@ class Planner:
         if stamp["key"] != self.keys.key(step, name):
             return Status(STALE, explain(stamp.get("material"), expected))
         if step == "metrics":
-            last = self.params.run(name)["generations"] - 1
+            assert name is not None
+            last = self.params.run(name).generations - 1
             record = self.record(name, last)
             if record is None or record.get("content_hash") != stamp.get("last_content_hash"):
                 return Status(STALE, f"generation {last} has other content now")
@@ -286,7 +289,7 @@ class Planner:
 
     # ------------------------------------------------------------ overview
     def run_generations(self, run: str) -> list[Status]:
-        last = self.params.run(run)["generations"] - 1
+        last = self.params.run(run).generations - 1
         self.generation(run, last)
         return self._generations[run][: last + 1]
 

@@ -19,8 +19,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 
@@ -36,8 +35,10 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from modelcollapse import io  # noqa: E402
 from modelcollapse.ensemble import FRAME_COLUMNS  # noqa: E402
 from modelcollapse.families import get_family  # noqa: E402
+from modelcollapse.families.base import Family  # noqa: E402
 from modelcollapse.human import load_truth  # noqa: E402
 from modelcollapse.paths import results_dir  # noqa: E402
+from modelcollapse.settings import RunSettings  # noqa: E402
 from modelcollapse.snapshots import snapshot_figures  # noqa: E402
 from modelcollapse.stamps import STAMP_NAME, write_stamp  # noqa: E402
 
@@ -65,7 +66,7 @@ ENSEMBLE_COLOR, CHAIN_COLOR, THEORY_COLOR = "tab:blue", "tab:orange", "black"
 
 @contextlib.contextmanager
 def figure_style() -> Iterator[None]:
-    with plt.style.context("default"), matplotlib.rc_context(STYLE):
+    with plt.style.context("default"), matplotlib.rc_context(cast(Any, STYLE)):
         yield
 
 
@@ -79,10 +80,9 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "metric"
 
 
-def run_label(run: str, settings: Mapping[str, Any]) -> str:
+def run_label(run: str, settings: RunSettings) -> str:
     """``<run> (<regime>[, rf=..])``: how figures and the report name a run."""
-    regime = settings.get("regime", "replace")
-    rf = settings.get("real_fraction")
+    regime, rf = settings.regime, settings.real_fraction
     return f"{run} ({regime}, rf={rf:g})" if rf is not None else f"{run} ({regime})"
 
 
@@ -142,8 +142,8 @@ def use_log_scale(*series: Any) -> bool:
 
 
 def log_metrics(family: str) -> tuple[str, ...]:
-    """The metrics a family draws on a log axis (``LOG_METRICS``; none by default)."""
-    return tuple(getattr(get_family(family), "LOG_METRICS", ()))
+    """The metrics a family always draws on a log axis (``Family.log_metrics``)."""
+    return get_family(family).log_metrics
 
 
 def fit_y_axis(
@@ -183,10 +183,9 @@ def fit_y_axis(
 # --- metric figures ---------------------------------------------------------------
 
 
-def _title(run: str, settings: Mapping[str, Any], what: str) -> str:
-    rf = settings.get("real_fraction")
-    where = f"{settings['family']}, {settings.get('regime', 'replace')}, "
-    where += f"N={settings['samples_per_generation']}"
+def _title(run: str, settings: RunSettings, what: str) -> str:
+    rf = settings.real_fraction
+    where = f"{settings.family}, {settings.regime}, N={settings.samples_per_generation}"
     if rf is not None:
         where += f", real_fraction={rf:g}"
     return f"{run}: {what}\n{where}"
@@ -194,7 +193,7 @@ def _title(run: str, settings: Mapping[str, Any], what: str) -> str:
 
 def metric_figure(
     run: str,
-    settings: Mapping[str, Any],
+    settings: RunSettings,
     metric: str,
     chain: pd.DataFrame,
     ensemble: pd.DataFrame | None,
@@ -207,7 +206,7 @@ def metric_figure(
     expected, median = theory.get(metric), theory.get(f"{metric}/median")
     std_band = se_band = None
     if ensemble is not None:
-        k = int(settings.get("chains", 1))
+        k = settings.chains
         g, mean, std = (ensemble[c].to_numpy(float) for c in ("generation", "mean", "std"))
         se = std / math.sqrt(max(k, 1))
         std_band, se_band = (mean - std, mean + std), (mean - 2 * se, mean + 2 * se)
@@ -219,9 +218,9 @@ def metric_figure(
             lines.append((g, med, {"color": "tab:green", "lw": 1.4, "label": "ensemble median"}))
     if metric in chain.columns and chain[metric].notna().any():
         values = chain[metric].to_numpy(float)
-        style = {"color": CHAIN_COLOR, "lw": 1.0, "ms": 3, "alpha": 0.9}
+        style: dict[str, Any] = {"color": CHAIN_COLOR, "lw": 1.0, "ms": 3, "alpha": 0.9}
         style |= {"marker": "o" if len(values) <= 100 else None}
-        style["label"] = f"single chain (seed {settings.get('seed', 0)})"
+        style["label"] = f"single chain (seed {settings.seed})"
         lines.append((chain["generation"].to_numpy(float), values, style))
     for key, ls, label in ((expected, "--", "theory: expected"), (median, ":", "theory: median")):
         if key is not None:
@@ -251,24 +250,12 @@ def metric_figure(
     return fig
 
 
-def family_theory(
-    fam: ModuleType, truth: Any, settings: Mapping[str, Any]
-) -> dict[str, np.ndarray]:
-    """``fam.theory(...)`` for the run's setting; {} where the family has none."""
-    theory = getattr(fam, "theory", None)
-    if theory is None:
+def family_theory(fam: Family, truth: Any, settings: RunSettings) -> dict[str, np.ndarray]:
+    """The family's closed forms for the run's setting; {} where it has none."""
+    if fam.theory is None:
         return {}
     try:
-        return dict(
-            theory(
-                truth,
-                options=settings.get("options") or {},
-                regime=settings.get("regime", "replace"),
-                generations=settings["generations"],
-                samples_per_generation=settings["samples_per_generation"],
-                real_fraction=settings.get("real_fraction"),
-            )
-        )
+        return dict(fam.theory(truth, settings))
     except NotImplementedError:
         return {}
 
@@ -278,16 +265,16 @@ def family_theory(
 
 def plot_run(
     run: str,
-    settings: dict[str, Any],
+    settings: RunSettings,
     root: str | Path = ".",
     stamp: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Write results/<run>/figures/ (atomically, with the step's ``stamp``) and return
     its figures, sorted."""
     root = Path(root)
-    fam = get_family(settings["family"])
+    fam = get_family(settings.family)
     metrics, ensemble = read_metrics(run, root), read_ensemble(run, root)
-    truth = load_truth(fam, settings["human"], root)
+    truth = load_truth(fam, settings.human, root)
     theory = family_theory(fam, truth, settings)
 
     target = results_dir(run, root) / FIGURES
@@ -296,15 +283,12 @@ def plot_run(
         for metric in metric_names(metrics, ensemble):
             name = f"metric_{safe_name(metric)}.png"
             part = ensemble_metric(ensemble, metric)
-            log_axis = metric in log_metrics(settings["family"])
+            log_axis = metric in fam.log_metrics
             fig = metric_figure(run, settings, metric, metrics, part, theory, log=log_axis)
             save_png(fig, tmp / name)
             written.append(name)
         title = functools.partial(_title, run, settings)
-        if hasattr(fam, "snapshot_figures"):  # families on real data draw their own
-            figures = fam.snapshot_figures(run, settings, truth, root, title=title)
-        else:
-            figures = snapshot_figures(run, settings, fam, truth, root, title=title)
+        figures = snapshot_figures(run, settings, fam, truth, root, title=title)
         for name, fig in figures.items():
             save_png(fig, tmp / name)
             written.append(name)

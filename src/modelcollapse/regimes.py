@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from modelcollapse.paths import gen_file, human_file
+
+if TYPE_CHECKING:
+    from modelcollapse.settings import RunSettings
 
 REGIMES = ("replace", "mix", "accumulate", "accumulate_subsample", "fresh")
 NEEDS_REAL_FRACTION = ("mix", "fresh")
@@ -22,7 +25,7 @@ def real_row_count(samples_per_generation: int, real_fraction: float) -> int:
 def compose_training_set(
     run: str,
     generation: int,
-    settings: dict[str, Any],
+    settings: RunSettings,
     rng: np.random.Generator,
     root: str | Path = ".",
 ) -> dict[str, Any]:
@@ -37,9 +40,9 @@ def compose_training_set(
     # should not pay for the manifest module's pandas.
     from modelcollapse.manifest import include, part, row_count, to_ranges
 
-    n = settings["samples_per_generation"]
-    regime = settings["regime"]
-    human = settings["human"]
+    n = settings.samples_per_generation
+    regime = settings.regime
+    human = settings.human
     pool = part(human_file(human, "pool.parquet"), "human", None, [(0, n)], root)
     if generation == 0:
         parts = [pool]
@@ -49,14 +52,14 @@ def compose_training_set(
         if regime == "replace":
             parts = [part(prev_samples, "synthetic", prev, [(0, n)], root)]
         elif regime in ("mix", "fresh"):
-            k = real_row_count(n, settings["real_fraction"])
+            k = real_row_count(n, settings.real_fraction or 0.0)
             if regime == "mix":
                 pool_size = row_count(human_file(human, "pool.parquet"), root)
                 rows = np.sort(rng.choice(pool_size, size=k, replace=False))
                 human_ranges = to_ranges(rows)
             else:  # fresh: the next k pool rows no earlier generation has used
                 start = n + (generation - 1) * k
-                human_ranges = [(start, start + k)] if k else []
+                human_ranges = [[start, start + k]] if k else []
             parts = [
                 part(human_file(human, "pool.parquet"), "human", None, human_ranges, root),
                 part(prev_samples, "synthetic", prev, [(0, n - k)] if n - k else [], root),
@@ -100,6 +103,6 @@ def compose_training_set(
         "generation": generation,
         "regime": regime,
         "samples_per_generation": n,
-        "real_fraction": settings.get("real_fraction"),
+        "real_fraction": settings.real_fraction,
         "parts": parts,
     }

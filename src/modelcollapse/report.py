@@ -11,17 +11,16 @@ from __future__ import annotations
 import logging
 import math
 import posixpath
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from modelcollapse import io
+from modelcollapse.families import get_family
 from modelcollapse.lineage.summary import SUMMARY_NAME, lineage_summary_text
 from modelcollapse.paths import REPORT_DIR, RESULTS_DIR
 from modelcollapse.plots import (
@@ -36,19 +35,11 @@ from modelcollapse.plots import (
     safe_name,
     save_png,
 )
+from modelcollapse.settings import RunSettings
 from modelcollapse.stamps import STAMP_NAME, write_stamp
 
 log = logging.getLogger("modelcollapse")
 
-# The metrics that summarise collapse in each family (report tables and panels).
-KEY_METRICS: dict[str, tuple[str, ...]] = {
-    "gaussian": ("var_trace", "w2_sq"),
-    "gmm": ("l2_density", "test_nll"),
-    "categorical": ("gini_impurity", "support_size"),
-    "linear_regression": ("excess_risk",),
-    "lm": ("test_perplexity", "ref_perplexity_median", "distinct_2"),
-    "vae": ("latent_std", "test_neg_elbo", "recall"),
-}
 BOOKKEEPING = ("generation", "train_rows", "train_human_fraction")
 
 INTRO = """\
@@ -76,11 +67,9 @@ the ensemble mean where one exists, else the single chain.
 """
 
 
-def key_metrics(family: str, metrics: pd.DataFrame) -> tuple[str, ...]:
-    """A family's key metrics; for an unknown family its first two metric columns."""
-    if family in KEY_METRICS:
-        return KEY_METRICS[family]
-    return tuple(c for c in metrics.columns if c not in BOOKKEEPING)[:2]
+def key_metrics(family: str) -> tuple[str, ...]:
+    """The metrics that summarise collapse in a family (its ``Family.key_metrics``)."""
+    return get_family(family).key_metrics
 
 
 def _fmt(value: float | None) -> str:
@@ -92,11 +81,11 @@ def _fmt(value: float | None) -> str:
 class RunResults:
     """One run's settings, metrics.csv and ensemble.csv, read once."""
 
-    def __init__(self, run: str, settings: Mapping[str, Any], root: Path) -> None:
+    def __init__(self, run: str, settings: RunSettings, root: Path) -> None:
         self.run, self.settings = run, settings
         self.metrics = read_metrics(run, root)
         self.ensemble = read_ensemble(run, root)
-        self.chains = int(settings.get("chains", 1))
+        self.chains = settings.chains
 
     @property
     def label(self) -> str:
@@ -138,12 +127,11 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
     handles: dict[str, Any] = {}
     ensembles = False
     for ax, metric in zip(axes[0], metrics, strict=False):
-        curves = [(i, r, r.curve(metric)) for i, r in enumerate(results)]
-        curves = [(i, r, c) for i, r, c in curves if c is not None]
+        curves = [(i, r, c) for i, r in enumerate(results) if (c := r.curve(metric)) is not None]
         ensembles |= any(c[2] is not None for _, _, c in curves)
         central = [c[1] for _, _, c in curves]
         bands = [(c[1] - 2 * c[2], c[1] + 2 * c[2]) for _, _, c in curves if c[2] is not None]
-        log_axis = any(metric in log_metrics(r.settings["family"]) for _, r, _ in curves)
+        log_axis = any(metric in log_metrics(r.settings.family) for _, r, _ in curves)
         floor = fit_y_axis(ax, central, bands, log=log_axis)
         for i, r, (g, values, se) in curves:
             color = colors[i % len(colors)]
@@ -169,18 +157,18 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
 
 
 def _family_table(family: str, results: list[RunResults]) -> list[str]:
-    keys = key_metrics(family, results[0].metrics)
+    keys = key_metrics(family)
     header = ["run", "regime", "N", "real_fraction", "generations", "chains", *keys, "figures"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
         s = r.settings
-        rf = s.get("real_fraction")
+        rf = s.real_fraction
         cells = [
             f"`{r.run}`",
-            str(s.get("regime", "replace")),
-            str(s["samples_per_generation"]),
+            s.regime,
+            str(s.samples_per_generation),
             "–" if rf is None else f"{rf:g}",
-            str(s["generations"]),
+            str(s.generations),
             str(r.chains),
         ]
         for metric in keys:
@@ -196,7 +184,7 @@ def _family_table(family: str, results: list[RunResults]) -> list[str]:
 
 
 def write_report(
-    runs: dict[str, dict[str, Any]],
+    runs: dict[str, RunSettings],
     compare: dict[str, list[str]],
     root: str | Path = ".",
     stamp: dict[str, Any] | None = None,
@@ -206,8 +194,8 @@ def write_report(
     root = Path(root)
     results = {run: RunResults(run, settings, root) for run, settings in runs.items()}
     families: dict[str, list[RunResults]] = {}
-    for r in results.values():
-        families.setdefault(r.settings["family"], []).append(r)
+    for result in results.values():
+        families.setdefault(result.settings.family, []).append(result)
     for name, members in compare.items():
         unknown = [m for m in members if m not in results]
         if unknown:
@@ -215,23 +203,26 @@ def write_report(
     md = [INTRO]
     target = root / REPORT_DIR
     with figure_style(), io.atomic_dir(target) as tmp:
-        for family, members in families.items():
+        for family, runs_of in families.items():
             image = f"regimes_{safe_name(family)}.png"
-            keys = list(key_metrics(family, members[0].metrics))
-            save_png(comparison_figure(f"{family}: runs compared", members, keys), tmp / image)
-            md += [f"## {family}", "", *_family_table(family, members), ""]
+            keys = list(key_metrics(family))
+            save_png(comparison_figure(f"{family}: runs compared", runs_of, keys), tmp / image)
+            md += [f"## {family}", "", *_family_table(family, runs_of), ""]
             md += [f"![{family}: runs compared]({image})", ""]
         if compare:
             md += ["## Comparisons", ""]
         for name, members in compare.items():
             chosen = [results[m] for m in members]
-            shown = [k for r in chosen for k in key_metrics(r.settings["family"], r.metrics)]
+            shown = [k for r in chosen for k in key_metrics(r.settings.family)]
             image = f"compare_{safe_name(name)}.png"
             save_png(comparison_figure(name, chosen, list(dict.fromkeys(shown))), tmp / image)
             md += [f"### {name}", "", "Runs: " + ", ".join(f"`{m}`" for m in members), ""]
             md += [f"![{name}]({image})", ""]
         (tmp / "report.md").write_text("\n".join(md).rstrip("\n") + "\n", encoding="utf-8")
-        (tmp / SUMMARY_NAME).write_text(lineage_summary_text(runs, root), encoding="utf-8")
+        (tmp / SUMMARY_NAME).write_text(
+            lineage_summary_text({run: s.to_dict() for run, s in runs.items()}, root),
+            encoding="utf-8",
+        )
         if stamp is not None:
             write_stamp(tmp / STAMP_NAME, **stamp)
     log.info("report: %d runs, %d families, %d comparisons", len(runs), len(families), len(compare))

@@ -4,7 +4,8 @@
 densities (the tails vanish). 2-D data: the fitted density's filled contours,
 the true density's contours and the samples (Shumailov et al.'s GMM figure).
 Categorical data: the model's probabilities by the symbols' true rank, log scale
-(symbols that vanish leave gaps). Regressions have no snapshot.
+(symbols that vanish leave gaps). A family picks its kind (``Family.snapshots``):
+regressions have none; the neural families draw their own.
 
 Every density comes from ``Model.score`` (per-row log-likelihood), so a family
 needs nothing beyond its contract to be drawn.
@@ -15,10 +16,9 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -32,6 +32,10 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from modelcollapse import io  # noqa: E402
 from modelcollapse.paths import gen_file, human_file  # noqa: E402
+
+if TYPE_CHECKING:
+    from modelcollapse.families.base import Family
+    from modelcollapse.settings import RunSettings
 
 log = logging.getLogger("modelcollapse")
 
@@ -84,7 +88,9 @@ def histogram_snapshots(
     fig, axes = _panels(len(snaps), 3.2, 2.8)
     for ax, (g, model, samples) in zip(axes, snaps, strict=True):
         x = samples["x0"].to_numpy(float)
-        ax.hist(x, bins=edges, density=True, color=SAMPLE_COLOR, alpha=0.55, label="samples")
+        ax.hist(
+            x, bins=edges.tolist(), density=True, color=SAMPLE_COLOR, alpha=0.55, label="samples"
+        )
         ax.plot(xs, true_pdf, color=TRUTH_COLOR, lw=1.3, label="true density")
         fitted = _density(model, xs[:, None], ["x0"])
         ax.plot(xs, fitted, color=MODEL_COLOR, ls="--", lw=1.2, label="fitted density")
@@ -183,23 +189,23 @@ def probability_snapshots(
 
 def snapshot_figures(
     run: str,
-    settings: Mapping[str, Any],
-    fam: ModuleType,
+    settings: RunSettings,
+    fam: Family,
     truth: Any,
     root: str | Path = ".",
     *,
     title: Title,
 ) -> dict[str, Figure]:
-    """``{file name: figure}`` of the snapshots that suit the run's data; {} for none."""
-    gens = sorted(set(settings.get("plot_generations") or ()))
-    if not gens:
+    """``{file name: figure}`` of the run's snapshots (``Family.snapshots``); {} for none."""
+    if fam.snapshots is None or not settings.plot_generations:
         return {}
-    test = io.read_table(human_file(settings["human"], "test.parquet", root))
+    if callable(fam.snapshots):  # the family draws its own
+        return fam.snapshots(run, settings, truth, root, title=title)
+    gens = sorted(set(settings.plot_generations))
+    test = io.read_table(human_file(settings.human, "test.parquet", root))
     features = _features(test)
-    if "symbol" in test.columns:
+    if fam.snapshots == "probabilities":
         name, draw = "snapshots_probabilities.png", probability_snapshots
-    elif "y" in test.columns:  # a regression: no distribution of x to watch
-        return {}
     elif len(features) == 1:
         name, draw = "snapshots_histogram.png", histogram_snapshots
     elif len(features) == 2:
@@ -210,7 +216,7 @@ def snapshot_figures(
     snaps = [
         (
             g,
-            fam.Model.load(gen_file(run, g, "model.safetensors", root)),
+            fam.load_model(gen_file(run, g, "model.safetensors", root)),
             io.read_table(gen_file(run, g, "samples.parquet", root)),
         )
         for g in gens

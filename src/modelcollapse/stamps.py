@@ -23,12 +23,14 @@ def stamp_path(step: str, name: str | None = None, root: str | Path = ".") -> Pa
     Directory outputs keep their stamp inside (so it travels with them through DVC);
     the per-run result files keep theirs beside them as a hidden file.
     """
+    if step != "report" and name is None:
+        raise ValueError(f"step {step!r}: name the run or source")
     if step == "human":
-        return human_dir(name, root) / STAMP_NAME
+        return human_dir(str(name), root) / STAMP_NAME
     if step in ("metrics", "ensemble"):
-        return results_dir(name, root) / f".{step}{STAMP_NAME}"
+        return results_dir(str(name), root) / f".{step}{STAMP_NAME}"
     if step == "figures":
-        return results_dir(name, root) / "figures" / STAMP_NAME
+        return results_dir(str(name), root) / "figures" / STAMP_NAME
     if step == "report":
         return Path(root) / REPORT_DIR / STAMP_NAME
     raise ValueError(f"step {step!r} has no stamp file (generations record their key)")

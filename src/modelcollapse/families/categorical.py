@@ -8,19 +8,18 @@ Refitting on its own samples is the neutral Wright-Fisher model: the tails
 from __future__ import annotations
 
 import math
-from typing import Any, Self
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
 
 from modelcollapse import theory as closed_form
-from modelcollapse.ensemble import (
-    BatchedFamily,
-    batched_categorical,
-    equivalent_to_replace,
-    run_chains,
-)
-from modelcollapse.families.base import Estimator
+from modelcollapse.ensemble import BatchedFamily, batched_categorical, equivalent_to_replace
+from modelcollapse.families.base import Estimator, Family, builtin_schema
+
+if TYPE_CHECKING:
+    from modelcollapse.settings import RunSettings
 
 NAME = "categorical"
 COLUMN = "symbol"
@@ -33,7 +32,7 @@ class Model(Estimator):
     _param_names = ("num_symbols", "random_state")
     _state_names = ("probs_",)
 
-    def __init__(self, *, num_symbols: int = 2, random_state: Any = None) -> None:
+    def __init__(self, *, num_symbols: int, random_state: Any = None) -> None:
         self.num_symbols = num_symbols
         self.random_state = random_state
 
@@ -74,12 +73,12 @@ def zipf_probs(num_symbols: int, exponent: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def memory_footprint(spec: dict) -> tuple[int, int]:
+def memory_footprint(spec: Mapping[str, Any]) -> tuple[int, int]:
     """One symbol per row; a model is ``num_symbols`` probabilities (modelcollapse.budget)."""
     return 1, int(spec["num_symbols"])
 
 
-def truth_from_spec(spec: dict) -> Model:
+def truth_from_spec(spec: Mapping[str, Any]) -> Model:
     """``{num_symbols: K, zipf_exponent: a}`` -> the true (Zipf) categorical."""
     unknown = set(spec) - {"num_symbols", "zipf_exponent"}
     if unknown:
@@ -98,9 +97,7 @@ def truth_from_spec(spec: dict) -> Model:
     return truth
 
 
-def build_model(options: dict, truth: Model, random_state: int) -> Model:
-    if options:
-        raise ValueError(f"categorical options: unknown key {sorted(options)[0]!r}")
+def build_model(options: Mapping[str, Any], truth: Model, random_state: int) -> Model:
     return Model(num_symbols=int(truth.num_symbols), random_state=random_state)
 
 
@@ -123,7 +120,7 @@ def evaluate(
     return {k: float(v) for k, v in distribution_metrics(model.probs_, truth.probs_).items()}
 
 
-def batched(truth: Model) -> BatchedFamily:
+def batched(truth: Model, options: Mapping[str, Any]) -> BatchedFamily:
     """Vectorised chains: rows ``(K, n)`` of symbols; params ``probs (K, num_symbols)``."""
     size = int(truth.num_symbols)
 
@@ -149,46 +146,31 @@ def batched(truth: Model) -> BatchedFamily:
     )
 
 
-def simulate_ensemble(
-    truth: Model,
-    *,
-    options: dict,
-    regime: str,
-    generations: int,
-    samples_per_generation: int,
-    real_fraction: float | None,
-    chains: int,
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
-    build_model(options, truth, 0)  # validates options
-    return run_chains(
-        batched(truth),
-        regime=regime,
-        generations=generations,
-        samples_per_generation=samples_per_generation,
-        real_fraction=real_fraction,
-        chains=chains,
-        rng=rng,
-    )
-
-
-def theory(
-    truth: Model,
-    *,
-    options: dict,
-    regime: str,
-    generations: int,
-    samples_per_generation: int,
-    real_fraction: float | None,
-) -> dict[str, np.ndarray]:
+def theory(truth: Model, settings: RunSettings) -> dict[str, np.ndarray]:
     """Replace: expected Gini impurity (Wright-Fisher heterozygosity decay)."""
-    build_model(options, truth, 0)
-    if not equivalent_to_replace(regime, samples_per_generation, real_fraction):
+    n = settings.samples_per_generation
+    if not equivalent_to_replace(settings.regime, n, settings.real_fraction):
         return {}
-    gini = closed_form.categorical_gini_replace(truth.probs_, samples_per_generation, generations)
-    return {"gini_impurity": gini}
+    return {
+        "gini_impurity": closed_form.categorical_gini_replace(truth.probs_, n, settings.generations)
+    }
 
 
 def fixation_probabilities(truth: Model) -> np.ndarray:
     """Probability that a replace chain fixes on each symbol (= the true probabilities)."""
     return closed_form.fixation_probabilities(truth.probs_)
+
+
+FAMILY = Family(
+    name=NAME,
+    model=Model,
+    schema=builtin_schema(NAME),
+    build_model=build_model,
+    evaluate=evaluate,
+    key_metrics=("gini_impurity", "support_size"),
+    truth_from_spec=truth_from_spec,
+    memory_footprint=memory_footprint,
+    batched=batched,
+    theory=theory,
+    snapshots="probabilities",
+)

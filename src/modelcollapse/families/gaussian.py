@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Self
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
 
 from modelcollapse import theory as closed_form
-from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace, run_chains
-from modelcollapse.families.base import Estimator
+from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace
+from modelcollapse.families.base import Estimator, Family, builtin_schema
+
+if TYPE_CHECKING:
+    from modelcollapse.settings import RunSettings
 
 NAME = "gaussian"
 ESTIMATORS = {"unbiased": 1, "mle": 0}  # estimator -> ddof
@@ -91,9 +95,7 @@ class Model(Estimator):
     _param_names = ("estimator", "sample_scale", "random_state")
     _state_names = ("mean_", "covariance_")
 
-    def __init__(
-        self, *, estimator: str = "unbiased", sample_scale: float = 1.0, random_state: Any = None
-    ) -> None:
+    def __init__(self, *, estimator: str, sample_scale: float, random_state: Any = None) -> None:
         self.estimator = estimator
         self.sample_scale = sample_scale
         self.random_state = random_state
@@ -145,7 +147,7 @@ def gaussian_logpdf(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndar
 # --- the family contract ----------------------------------------------------------
 
 
-def truth_from_spec(spec: dict) -> Model:
+def truth_from_spec(spec: Mapping[str, Any]) -> Model:
     """``{dim, mean (float or list), std | cov}`` -> the true Gaussian as a fitted Model."""
     unknown = set(spec) - {"dim", "mean", "std", "cov"}
     if unknown:
@@ -173,7 +175,7 @@ def truth_from_spec(spec: dict) -> Model:
             raise ValueError(f"gaussian truth: 'cov' must be a symmetric {dim}x{dim} matrix")
         if np.linalg.eigvalsh(cov).min() <= 0:
             raise ValueError("gaussian truth: 'cov' must be positive definite")
-    truth = Model()
+    truth = Model(estimator="unbiased", sample_scale=1.0)  # the truth: its own moments
     truth.mean_, truth.covariance_ = mean, cov
     return truth
 
@@ -185,25 +187,12 @@ def _spec_array(value: Any, key: str) -> np.ndarray:
         raise ValueError(f"gaussian truth: {key!r} is not a regular numeric array: {exc}") from exc
 
 
-def _options(options: dict | None) -> tuple[str, float]:
-    options = dict(options or {})
-    unknown = set(options) - {"estimator", "sample_scale"}
-    if unknown:
-        raise ValueError(f"gaussian options: unknown key {sorted(unknown)[0]!r}")
-    estimator = options.get("estimator", "unbiased")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"gaussian options: 'estimator' must be one of {list(ESTIMATORS)}")
-    scale = options.get("sample_scale", 1.0)
-    if isinstance(scale, bool) or not isinstance(scale, int | float):
-        raise ValueError(f"gaussian options: 'sample_scale' must be a number, got {scale!r}")
-    if not scale > 0 or not math.isfinite(scale):
-        raise ValueError("gaussian options: 'sample_scale' must be positive")
-    return estimator, float(scale)
-
-
-def build_model(options: dict, truth: Model, random_state: int) -> Model:
-    estimator, scale = _options(options)
-    return Model(estimator=estimator, sample_scale=scale, random_state=random_state)
+def build_model(options: Mapping[str, Any], truth: Model, random_state: int) -> Model:
+    return Model(
+        estimator=options["estimator"],
+        sample_scale=float(options["sample_scale"]),
+        random_state=random_state,
+    )
 
 
 def _tail_share(samples: np.ndarray, truth: Model) -> np.ndarray:
@@ -216,18 +205,27 @@ def _tail_share(samples: np.ndarray, truth: Model) -> np.ndarray:
 def evaluate(
     model: Model, truth: Model, test: pd.DataFrame, samples: pd.DataFrame
 ) -> dict[str, float]:
+    """The batched :func:`batched` ``measure`` on a batch of one, and the test NLL."""
     model._check_fitted()
+    params = (model.mean_[None], model.covariance_[None])
+    rows = features(samples, truth.dim)[None]
+    metrics = {k: float(v[0]) for k, v in _measure(truth, params, rows).items()}
+    return {**metrics, "test_nll": float(-model.score(test).mean())}
+
+
+def _measure(truth: Model, params: tuple, samples: np.ndarray) -> dict[str, np.ndarray]:
+    mean, cov = params
     return {
-        "mean_sq_error": float(((model.mean_ - truth.mean_) ** 2).sum()),
-        "var_trace": float(np.trace(model.covariance_)),
-        "w2_sq": float(w2_sq(model.mean_, model.covariance_, truth.mean_, truth.covariance_)),
-        "tail_mass": float(_tail_share(features(samples, truth.dim), truth)),
-        "test_nll": float(-model.score(test).mean()),
+        "mean_sq_error": ((mean - truth.mean_) ** 2).sum(-1),
+        "var_trace": np.trace(cov, axis1=-2, axis2=-1),
+        "w2_sq": w2_sq(mean, cov, truth.mean_, truth.covariance_),
+        "tail_mass": _tail_share(samples, truth),
     }
 
 
-def batched(truth: Model, ddof: int, sample_scale: float) -> BatchedFamily:
+def batched(truth: Model, options: Mapping[str, Any]) -> BatchedFamily:
     """Vectorised Gaussian chains: params are ``(means (K, d), covs (K, d, d))``."""
+    ddof, sample_scale = ESTIMATORS[options["estimator"]], float(options["sample_scale"])
     dim, true_factor = truth.dim, psd_factor(truth.covariance_)
 
     def draw_truth(chains: int, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -253,58 +251,34 @@ def batched(truth: Model, ddof: int, sample_scale: float) -> BatchedFamily:
         return truth.mean_ + shift, cov
 
     def measure(params: tuple, samples: np.ndarray) -> dict[str, np.ndarray]:
-        mean, cov = params
-        return {
-            "mean_sq_error": ((mean - truth.mean_) ** 2).sum(-1),
-            "var_trace": np.trace(cov, axis1=-2, axis2=-1),
-            "w2_sq": w2_sq(mean, cov, truth.mean_, truth.covariance_),
-            "tail_mass": _tail_share(samples, truth),
-        }
+        return _measure(truth, params, samples)
 
     return BatchedFamily(draw_truth, fit, sample, measure, summarize, fit_summary)
 
 
-def simulate_ensemble(
-    truth: Model,
-    *,
-    options: dict,
-    regime: str,
-    generations: int,
-    samples_per_generation: int,
-    real_fraction: float | None,
-    chains: int,
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
-    estimator, scale = _options(options)
-    return run_chains(
-        batched(truth, ESTIMATORS[estimator], scale),
-        regime=regime,
-        generations=generations,
-        samples_per_generation=samples_per_generation,
-        real_fraction=real_fraction,
-        chains=chains,
-        rng=rng,
-    )
-
-
-def theory(
-    truth: Model,
-    *,
-    options: dict,
-    regime: str,
-    generations: int,
-    samples_per_generation: int,
-    real_fraction: float | None,
-) -> dict[str, np.ndarray]:
+def theory(truth: Model, settings: RunSettings) -> dict[str, np.ndarray]:
     """Closed forms of :func:`modelcollapse.theory.gaussian_replace` (replace regime,
     or mix/fresh with zero human rows, which is the same chain)."""
-    estimator, scale = _options(options)
-    if not equivalent_to_replace(regime, samples_per_generation, real_fraction):
+    n = settings.samples_per_generation
+    if not equivalent_to_replace(settings.regime, n, settings.real_fraction):
         return {}
     return closed_form.gaussian_replace(
         truth.covariance_,
-        samples=samples_per_generation,
-        generations=generations,
-        estimator=estimator,
-        sample_scale=scale,
+        samples=n,
+        generations=settings.generations,
+        estimator=settings.options["estimator"],
+        sample_scale=float(settings.options["sample_scale"]),
     )
+
+
+FAMILY = Family(
+    name=NAME,
+    model=Model,
+    schema=builtin_schema(NAME),
+    build_model=build_model,
+    evaluate=evaluate,
+    key_metrics=("var_trace", "w2_sq"),
+    truth_from_spec=truth_from_spec,
+    batched=batched,
+    theory=theory,
+)

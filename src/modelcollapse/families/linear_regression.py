@@ -7,15 +7,19 @@ generation's labels come from the previous model on fresh inputs.
 from __future__ import annotations
 
 import math
-from typing import Any, Self
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
 
 from modelcollapse import theory as closed_form
-from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace, run_chains
-from modelcollapse.families.base import Estimator
+from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace
+from modelcollapse.families.base import Estimator, Family, builtin_schema
 from modelcollapse.families.gaussian import feature_names, features
+
+if TYPE_CHECKING:
+    from modelcollapse.settings import RunSettings
 
 NAME = "linear_regression"
 
@@ -27,7 +31,7 @@ class Model(Estimator):
     _param_names = ("noise_std", "random_state")
     _state_names = ("coef_",)
 
-    def __init__(self, *, noise_std: float = 1.0, random_state: Any = None) -> None:
+    def __init__(self, *, noise_std: float, random_state: Any = None) -> None:
         self.noise_std = noise_std
         self.random_state = random_state
 
@@ -67,14 +71,14 @@ def _labels(data: pd.DataFrame) -> np.ndarray:
     return data["y"].to_numpy(dtype=np.float64)
 
 
-def memory_footprint(spec: dict) -> tuple[int, int]:
+def memory_footprint(spec: Mapping[str, Any]) -> tuple[int, int]:
     """``dim`` features and a target per row; the fit holds a ``dim x dim`` Gram matrix
     (modelcollapse.budget)."""
     dim = int(spec["dim"])
     return dim + 1, dim * dim
 
 
-def truth_from_spec(spec: dict) -> Model:
+def truth_from_spec(spec: Mapping[str, Any]) -> Model:
     """``{dim, noise_std, weights (optional, default ones(d)/sqrt(d))}`` -> the true model."""
     unknown = set(spec) - {"dim", "noise_std", "weights"}
     if unknown:
@@ -107,21 +111,24 @@ def _spec_array(value: Any, key: str) -> np.ndarray:
         raise ValueError(f"linear_regression truth: {key!r} is not numeric: {exc}") from exc
 
 
-def build_model(options: dict, truth: Model, random_state: int) -> Model:
-    if options:
-        raise ValueError(f"linear_regression options: unknown key {sorted(options)[0]!r}")
+def build_model(options: Mapping[str, Any], truth: Model, random_state: int) -> Model:
     return Model(noise_std=float(truth.noise_std), random_state=random_state)
 
 
 def evaluate(
     model: Model, truth: Model, test: pd.DataFrame, samples: pd.DataFrame
 ) -> dict[str, float]:
-    """``excess_risk = ||w_g - w*||^2`` (the excess squared risk, since E xx^T = I)."""
+    """``excess_risk = ||w_g - w*||^2`` (the excess squared risk, since E xx^T = I): the
+    batched :func:`batched` ``measure`` on a batch of one."""
     model._check_fitted()
-    return {"excess_risk": float(((model.coef_ - truth.coef_) ** 2).sum())}
+    return {k: float(v[0]) for k, v in _measure(truth, model.coef_[None]).items()}
 
 
-def batched(truth: Model) -> BatchedFamily:
+def _measure(truth: Model, coef: np.ndarray) -> dict[str, np.ndarray]:
+    return {"excess_risk": ((coef - truth.coef_) ** 2).sum(-1)}
+
+
+def batched(truth: Model, options: Mapping[str, Any]) -> BatchedFamily:
     """Vectorised chains: rows ``(K, n, d+1)`` with ``y`` last; params ``coef (K, d)``."""
     dim, noise = truth.dim, float(truth.noise_std)
 
@@ -140,7 +147,7 @@ def batched(truth: Model) -> BatchedFamily:
         return np.linalg.solve(gram, moment[..., None])[..., 0]
 
     def measure(coef: np.ndarray, samples: np.ndarray) -> dict[str, np.ndarray]:
-        return {"excess_risk": ((coef - truth.coef_) ** 2).sum(-1)}
+        return _measure(truth, coef)
 
     return BatchedFamily(
         draw_truth=lambda chains, n, rng: rows_for(truth.coef_, chains, n, rng),
@@ -152,48 +159,32 @@ def batched(truth: Model) -> BatchedFamily:
     )
 
 
-def simulate_ensemble(
-    truth: Model,
-    *,
-    options: dict,
-    regime: str,
-    generations: int,
-    samples_per_generation: int,
-    real_fraction: float | None,
-    chains: int,
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
-    build_model(options, truth, 0)  # validates options
-    return run_chains(
-        batched(truth),
-        regime=regime,
-        generations=generations,
-        samples_per_generation=samples_per_generation,
-        real_fraction=real_fraction,
-        chains=chains,
-        rng=rng,
-    )
-
-
-def theory(
-    truth: Model,
-    *,
-    options: dict,
-    regime: str,
-    generations: int,
-    samples_per_generation: int,
-    real_fraction: float | None,
-) -> dict[str, np.ndarray]:
+def theory(truth: Model, settings: RunSettings) -> dict[str, np.ndarray]:
     """Replace: Dohmatob et al. 2024; accumulate: Gerstgrasser et al. 2024 (see theory.py)."""
-    build_model(options, truth, 0)
-    args = (float(truth.noise_std), truth.dim, samples_per_generation, generations)
-    if samples_per_generation <= truth.dim + 1:
+    n, generations = settings.samples_per_generation, settings.generations
+    args = (float(truth.noise_std), truth.dim, n, generations)
+    if n <= truth.dim + 1:
         return {}
-    if equivalent_to_replace(regime, samples_per_generation, real_fraction):
+    if equivalent_to_replace(settings.regime, n, settings.real_fraction):
         return {"excess_risk": closed_form.linreg_replace_excess_risk(*args)}
-    if regime == "accumulate":
+    if settings.regime == "accumulate":
         return {
             "excess_risk": closed_form.linreg_accumulate_excess_risk(*args),
             "excess_risk/bound": closed_form.linreg_accumulate_bound(*args),
         }
     return {}
+
+
+FAMILY = Family(
+    name=NAME,
+    model=Model,
+    schema=builtin_schema(NAME),
+    build_model=build_model,
+    evaluate=evaluate,
+    key_metrics=("excess_risk",),
+    truth_from_spec=truth_from_spec,
+    memory_footprint=memory_footprint,
+    batched=batched,
+    theory=theory,
+    snapshots=None,  # a regression: no distribution of x to watch
+)

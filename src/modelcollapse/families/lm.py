@@ -4,42 +4,34 @@ A small decoder-only transformer (:mod:`modelcollapse.neural.transformer`) on
 real text: Shakespeare's plays by default, or any directory of ``.txt`` files
 (:mod:`modelcollapse.neural.text`). A row is one block of ``block_len`` tokens
 (column ``tokens``). The protocol is the paper's: every generation starts from
-the same initialisation (``SAME_INIT``); each of the first N human blocks is a
+the same initialisation (``same_init``); each of the first N human blocks is a
 prompt and the model writes the next ``block_len`` tokens, which are the
-generation's synthetic rows (``NEEDS_PROMPTS``); the generation-0 model scores
-every generation's samples (``NEEDS_REFERENCE``). docs/lm.md has the details.
+generation's synthetic rows (``needs_prompts``); the generation-0 model scores
+every generation's samples (``annotate_samples``). docs/lm.md has the details.
 
 ``score`` is the per-row log-likelihood in nats: the sum of ``log p(t_i | t_<i)``
 over tokens 2..L of the row (the first token has no context and is not scored).
 Perplexities are ``exp(-sum / count)`` over the scored tokens.
 
-Torch is imported lazily, so validating params.yaml (which imports every
-family) does not pay for it.
+Torch is imported lazily: reading the family's members does not pay for it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
-from modelcollapse import io
-from modelcollapse.families.base import Estimator
-from modelcollapse.io import ArtifactError
-from modelcollapse.neural import text
+from modelcollapse.families.base import Estimator, Family, builtin_schema
+from modelcollapse.neural import text, text_figures
 from modelcollapse.neural.text import Corpus, rows_matrix, token_frame
 
 NAME = "lm"
-SAME_INIT = True
-NEEDS_PROMPTS = True
-NEEDS_REFERENCE = True
 
 RARE_MASS = 0.1  # rare tokens: the rarest ones making up 10% of human training tokens
 LOG_METRICS = ("test_perplexity", "ref_perplexity_mean", "ref_perplexity_median",
@@ -55,22 +47,10 @@ NOT_MODEL_OPTIONS = ("mem_mb",)  # options for the scheduler only
 log = logging.getLogger("modelcollapse")
 
 
-def _progress(iterable, **kwargs):
-    from tqdm import tqdm
-
-    return tqdm(iterable, file=sys.stderr, mininterval=2.0, leave=False, **kwargs)
-
-
-def lr_scale(step: int, steps: int) -> float:
-    """Linear warm-up over the first 10% of steps, then cosine decay from 1 to 0.1."""
-    warmup = max(1, steps // 10)
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.55 + 0.45 * math.cos(math.pi * (step - warmup) / max(1, steps - warmup))
-
-
 class Model(Estimator):
-    """Decoder-only transformer; ``module_`` (a ``GPT``) and ``training_`` once fitted."""
+    """Decoder-only transformer; ``module_`` (a ``GPT``) and ``training_`` once fitted.
+
+    Its torch loops and checkpoint are :mod:`modelcollapse.neural.lm_torch`."""
 
     family = NAME
     _param_names = (
@@ -147,10 +127,11 @@ class Model(Estimator):
         return max(1, math.ceil(float(self.epochs) * rows / int(self.batch_size)))
 
     def fit(self, data: pd.DataFrame) -> Self:
-        """AdamW (betas 0.9/0.95, decay on matrices), linear warm-up then cosine decay to
-        lr/10, gradient clipping at 1; rows drawn in seeded epochs of random order."""
+        """A fresh module from the initialisation seed, trained on the rows
+        (:func:`modelcollapse.neural.lm_torch.train`: AdamW, warm-up then cosine decay)."""
         import torch
 
+        from modelcollapse.neural import lm_torch
         from modelcollapse.neural.torch_utils import torch_session
 
         rows = torch.from_numpy(rows_matrix(data["tokens"]))
@@ -158,29 +139,10 @@ class Model(Estimator):
         started = time.perf_counter()
         with torch_session(self.threads, self.device):
             module = self._new_module().to(self.device)  # initialised on the CPU, as anywhere
-            torch.manual_seed(int(self.random_state or 0))  # dropout
-            order = torch.Generator().manual_seed(int(self.random_state or 0))
-            params = [p for p in module.parameters() if p.requires_grad]
-            groups = [
-                {"params": [p for p in params if p.dim() >= 2], "weight_decay": self.weight_decay},
-                {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-            ]
-            opt = torch.optim.AdamW(groups, lr=self.lr, betas=(0.9, 0.95), foreach=False)
-            module.train()
-            perm, cursor, losses = torch.randperm(len(rows), generator=order), 0, []
-            for step in _progress(range(steps), desc="train", unit="step"):
-                if cursor + batch > len(rows):
-                    perm, cursor = torch.randperm(len(rows), generator=order), 0
-                idx = rows[perm[cursor : cursor + batch]].to(self.device)
-                cursor += batch
-                for group in opt.param_groups:
-                    group["lr"] = self.lr * lr_scale(step, steps)
-                loss = module.loss(idx)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0, foreach=False)
-                opt.step()
-                losses.append(float(loss.detach()))
+            losses = lm_torch.train(
+                module, rows, steps, batch, lr=self.lr, weight_decay=self.weight_decay,
+                random_state=self.random_state, device=self.device,
+            )  # fmt: skip
         tail = losses[-max(1, steps // 10) :]
         self.module_ = module
         self.training_ = {
@@ -207,8 +169,8 @@ class Model(Estimator):
         """Continuations of the first ``n`` prompt rows, ``max_new_tokens`` tokens each."""
         import torch
 
+        from modelcollapse.neural import lm_torch
         from modelcollapse.neural.torch_utils import torch_seed, torch_session
-        from modelcollapse.neural.transformer import generate
 
         self._check_fitted()
         if prompts is None or len(prompts) < n:
@@ -221,14 +183,13 @@ class Model(Estimator):
         if (matrix < 0).any():
             raise ValueError("lm sample: prompts must have equal lengths")
         generator = torch.Generator(self.device).manual_seed(torch_seed(rng))
-        out = []
         started = time.perf_counter()
         with torch_session(self.threads, self.device):
             module = self.module_.to(self.device)
-            for start in _progress(range(0, n, per_batch), desc="generate", unit="batch"):
-                batch = torch.from_numpy(matrix[start : start + per_batch]).to(self.device)
-                cont = generate(module, batch, new, **self._decoding(), generator=generator)
-                out.append(cont.cpu().numpy())
+            decoding = self._decoding()
+            out = lm_torch.continuations(
+                module, matrix, new, per_batch, decoding, generator, self.device
+            )
         elapsed = time.perf_counter() - started
         log.info("lm: generated %d x %d tokens in %.1fs (%s)", n, new, elapsed, self.decoding)
         return token_frame(np.concatenate(out) if out else np.empty((0, new)))
@@ -245,19 +206,14 @@ class Model(Estimator):
 
     def token_logprobs(self, data: pd.DataFrame, batch_size: int = 256) -> np.ndarray:
         """``(rows, L - 1)`` log-probabilities of tokens 2..L; NaN at padding."""
-        import torch
-
+        from modelcollapse.neural import lm_torch
         from modelcollapse.neural.torch_utils import torch_session
 
         self._check_fitted()
         matrix = rows_matrix(data["tokens"])
-        out = []
         with torch_session(self.threads, self.device):
             module = self.module_.to(self.device).eval()
-            for start in range(0, len(matrix), batch_size):
-                batch = torch.from_numpy(matrix[start : start + batch_size]).to(self.device)
-                out.append(module.token_logprobs(batch).cpu().numpy())
-        logp = np.concatenate(out).astype(np.float64)
+            logp = lm_torch.token_logprobs(module, matrix, batch_size, self.device)
         return np.where(matrix[:, 1:] < 0, np.nan, logp)
 
     def score(self, data: pd.DataFrame) -> np.ndarray:
@@ -273,40 +229,16 @@ class Model(Estimator):
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
         """safetensors (weights; the head is tied to the embedding) + JSON (params,
         architecture, tokenizer md5, training summary): the checkpoint describes itself."""
-        from modelcollapse.neural.torch_utils import state_to_numpy
+        from modelcollapse.neural import lm_torch
 
         self._check_fitted()
-        meta = {
-            "family": self.family,
-            "class": type(self).__name__,
-            "params": self.get_params(),
-            "architecture": asdict(self.module_.cfg),
-            "tokenizer_md5": self.tokenizer_md5,
-            "training": self.training_,
-        }
-        if extra:
-            meta["extra"] = extra
-        io.save_checkpoint(path, state_to_numpy(self.module_, skip=("lm_head.weight",)), meta)
+        lm_torch.save(self, path, extra)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        from modelcollapse.neural.torch_utils import load_numpy_state
-        from modelcollapse.neural.transformer import GPT
+        from modelcollapse.neural import lm_torch
 
-        tensors, meta = io.load_checkpoint(path)
-        if meta.get("family") != cls.family:
-            raise ArtifactError(
-                f"checkpoint {path} is of family {meta.get('family')!r}, expected {cls.family!r}"
-            )
-        model = cls(**meta.get("params", {}))
-        module = GPT(model.config())
-        try:
-            load_numpy_state(module, tensors, tied=("lm_head.weight",))
-        except (ValueError, RuntimeError) as exc:
-            raise ArtifactError(f"checkpoint {path}: {exc}") from exc
-        module.eval()
-        model.module_, model.training_ = module, meta.get("training", {})
-        return model
+        return lm_torch.load(cls, path)
 
 
 # --- human data ---------------------------------------------------------------------
@@ -376,45 +308,18 @@ def evaluate(
     }
 
 
-def snapshot_figures(
-    run: str, settings: dict[str, Any], truth: Corpus, root: str | Path = ".", *, title
-) -> dict[str, Any]:
-    """Histograms (log x axis) of each plotted generation's samples' perplexity under
-    the generation-0 model: the paper's figure (the mass shifts to low perplexity while
-    a long tail grows)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from modelcollapse.paths import gen_file
-
-    gens = sorted(set(settings.get("plot_generations") or ()))
-    if not gens:
-        return {}
-    values = {
-        g: io.read_table(gen_file(run, g, "samples.parquet", root), ["ref_perplexity"])[
-            "ref_perplexity"
-        ].to_numpy(float)
-        for g in gens
-    }
-    finite = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values.values()])
-    edges = np.geomspace(finite.min() * 0.9, finite.max() * 1.1, 50)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
-    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(gens)))
-    for color, g in zip(colors, gens, strict=True):
-        ax.hist(
-            values[g],
-            bins=edges,
-            weights=np.full(len(values[g]), 1.0 / max(1, len(values[g]))),
-            histtype="step",
-            lw=1.5,
-            color=color,
-            label=f"generation {g}",
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("perplexity of generated blocks under the generation-0 model")
-    ax.set_ylabel("share of blocks")
-    ax.legend()
-    fig.suptitle(title("perplexity of each generation's samples (scored by generation 0)"))
-    return {"snapshots_ref_perplexity.png": fig}
+FAMILY = Family(
+    name=NAME,
+    model=Model,
+    schema=builtin_schema(NAME),
+    build_model=build_model,
+    evaluate=evaluate,
+    key_metrics=("test_perplexity", "ref_perplexity_median", "distinct_2"),
+    log_metrics=LOG_METRICS,
+    load_human=load_human,
+    load_truth=load_truth,
+    same_init=True,
+    needs_prompts=True,
+    annotate_samples=annotate_samples,
+    snapshots=text_figures.snapshot_figures,
+)

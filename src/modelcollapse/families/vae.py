@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Self
@@ -49,10 +49,12 @@ import numpy as np
 import pandas as pd
 
 from modelcollapse import io
-from modelcollapse.families.base import Estimator
+from modelcollapse.families.base import Estimator, Family, builtin_schema
+from modelcollapse.neural import digit_figures
 from modelcollapse.neural.digits import (
-    COLUMN,
     IMAGE_SHAPE,
+    REF_ELBO,
+    REF_MU,
     ImageTruth,
     image_frame,
     load_human,
@@ -82,15 +84,12 @@ def _torch() -> ModuleType:
 
 
 NAME = "vae"
-SAME_INIT = True
-NEEDS_REFERENCE = True
 
 log = logging.getLogger("modelcollapse")
 
-REF_MU, REF_ELBO = "ref_mu", "ref_elbo"
 CLASSIFIER_K = 5
-_MODEL_OPTIONS = ("size", "latent_dim", "channels", "hidden", "epochs", "batch_size", "lr")
-_MODEL_OPTIONS += ("elbo_samples", "knn_k", "threads")
+_MODEL_OPTIONS: tuple[str, ...] = ("size", "latent_dim", "channels", "hidden", "epochs")
+_MODEL_OPTIONS += ("batch_size", "lr", "elbo_samples", "knn_k", "threads")
 __all__ = [
     "NAME",
     "Model",
@@ -100,7 +99,6 @@ __all__ = [
     "evaluate",
     "load_human",
     "load_truth",
-    "snapshot_figures",
 ]
 
 
@@ -357,69 +355,16 @@ def evaluate(
     return out
 
 
-# --- snapshot figures -----------------------------------------------------------------
-
-
-def snapshot_figures(
-    run: str,
-    settings: dict[str, Any],
-    truth: ImageTruth,
-    root: str | Path = ".",
-    *,
-    title: Callable[[str], str],
-) -> dict[str, Any]:
-    """``snapshots_samples.png``: human test digits and samples of each plotted
-    generation; ``snapshots_latents.png``: the generation-0 encoder's latent means of
-    those samples (the distribution narrows)."""
-    import matplotlib.pyplot as plt
-
-    from modelcollapse.paths import gen_file, human_file
-
-    gens = sorted(set(settings.get("plot_generations") or ()))
-    if not gens:
-        return {}
-    shape, cols, rows = tuple(truth.image_shape), 16, 2
-    test = io.read_table(human_file(settings["human"], "test.parquet", root), columns=[COLUMN])
-    panels = [("human test digits", pixels(test)[: cols * rows], None)]
-    for g in gens:
-        frame = io.read_table(gen_file(run, g, "samples.parquet", root))
-        mu = (
-            np.stack([np.asarray(v) for v in frame[REF_MU].to_numpy()]) if REF_MU in frame else None
-        )
-        panels.append((f"generation {g}", pixels(frame.iloc[: cols * rows]), mu))
-    fig, axes = plt.subplots(
-        len(panels), 1, figsize=(8.0, 1.15 * len(panels) + 0.8), layout="constrained", squeeze=False
-    )
-    for ax, (label, images, mu) in zip(axes[:, 0], panels, strict=True):
-        ax.imshow(_net().mosaic(images, shape, cols), cmap="gray_r", vmin=0.0, vmax=1.0)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.grid(False)
-        std = f"\nlatent std {_net().latent_spread(mu)['latent_std']:.3f}" if mu is not None else ""
-        ax.set_ylabel(label + std, rotation=0, ha="right", va="center")
-    fig.suptitle(title("samples (decoder means of z ~ N(0, I)) by generation"))
-    figures = {"snapshots_samples.png": fig}
-    latents = [(label, mu) for label, _, mu in panels if mu is not None]
-    if latents:
-        lfig, ax = plt.subplots(figsize=(7.0, 4.4), layout="constrained")
-        values = [np.asarray(mu, dtype=np.float64).ravel() for _, mu in latents]
-        lim = 1.1 * max(float(np.quantile(np.abs(v), 0.999)) for v in values)
-        edges = np.linspace(-lim, lim, 81)
-        cmap = plt.get_cmap("viridis")
-        for i, ((label, mu), v) in enumerate(zip(latents, values, strict=True)):
-            std = _net().latent_spread(mu)["latent_std"]
-            ax.hist(
-                v,
-                bins=edges,
-                density=True,
-                histtype="step",
-                lw=1.4,
-                color=cmap(i / max(len(latents) - 1, 1)),
-                label=f"{label} (std {std:.3f})",
-            )
-        ax.set_xlabel("generation-0 encoder's posterior mean (all latent dimensions)")
-        ax.set_ylabel("density")
-        ax.legend(loc="upper right")
-        lfig.suptitle(title("latent means of each generation's samples (the tails vanish)"))
-        figures["snapshots_latents.png"] = lfig
-    return figures
+FAMILY = Family(
+    name=NAME,
+    model=Model,
+    schema=builtin_schema(NAME),
+    build_model=build_model,
+    evaluate=evaluate,
+    key_metrics=("latent_std", "test_neg_elbo", "recall"),
+    load_human=load_human,
+    load_truth=load_truth,
+    same_init=True,
+    annotate_samples=annotate_samples,
+    snapshots=digit_figures.snapshot_figures,
+)

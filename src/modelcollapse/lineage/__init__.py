@@ -6,7 +6,7 @@ artifacts exist; ``verify`` checks the ledger against the files, itself and
 ``lineage_summary_text`` is ``reports/lineage.md``. See docs/lineage.md.
 
 Names are imported lazily, so a generation job that only records pays for the
-ledger module alone (not for ``prov``, ``yaml`` or the verifier).
+ledger modules alone (not for ``prov``, ``yaml`` or the verifier).
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "LedgerError": "ledger",
+    "LedgerError": "records",
     "build_record": "ledger",
-    "code_version": "ledger",
-    "compute_content_hash": "ledger",
-    "compute_record_hash": "ledger",
-    "ledger_records": "ledger",
-    "ledger_runs": "ledger",
-    "load_record": "ledger",
-    "read_record": "ledger",
+    "code_version": "environment",
+    "compute_content_hash": "records",
+    "compute_record_hash": "records",
+    "ledger_records": "records",
+    "ledger_runs": "records",
+    "load_record": "records",
+    "read_record": "records",
     "record_generation": "ledger",
-    "record_path": "ledger",
+    "record_path": "records",
     "diff": "history",
     "diff_text": "history",
     "export": "graph",
@@ -60,19 +60,18 @@ __all__ = [
 if TYPE_CHECKING:
     from modelcollapse.lineage.audit import Problem, VerifyResult, verify
     from modelcollapse.lineage.chain import show
+    from modelcollapse.lineage.environment import code_version
     from modelcollapse.lineage.graph import export
     from modelcollapse.lineage.history import diff, diff_text
-    from modelcollapse.lineage.ledger import (
+    from modelcollapse.lineage.ledger import build_record, record_generation
+    from modelcollapse.lineage.records import (
         LedgerError,
-        build_record,
-        code_version,
         compute_content_hash,
         compute_record_hash,
         ledger_records,
         ledger_runs,
         load_record,
         read_record,
-        record_generation,
         record_path,
     )
     from modelcollapse.lineage.summary import lineage_summary_text

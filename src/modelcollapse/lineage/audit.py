@@ -29,7 +29,7 @@ from modelcollapse.lineage.derived import (
     _Manifests,
 )
 from modelcollapse.lineage.dvclock import _check_dvc, _check_dvc_head, load_dvc_lock
-from modelcollapse.lineage.ledger import (
+from modelcollapse.lineage.records import (
     SCHEMA,
     LedgerError,
     compute_content_hash,

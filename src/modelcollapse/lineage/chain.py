@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from modelcollapse.lineage.ledger import (
+from modelcollapse.lineage.records import (
     LEDGER_DIR,
     LedgerError,
     ledger_records,

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelcollapse import io
-from modelcollapse.lineage.ledger import head_path, human_share, parents_of, rel
+from modelcollapse.lineage.ledger import human_share, parents_of
+from modelcollapse.lineage.records import head_path, rel
 from modelcollapse.manifest import composition, read_manifest
 from modelcollapse.paths import gen_file
 
@@ -220,7 +221,7 @@ def _check_params(run: str, paths, records, params, head, root: Path, res) -> No
         return
     res.counts["params_runs"] += 1
     expected = params.generation_settings(run)
-    count = params.run(run)["generations"]
+    count = params.run(run).generations
     for g, rec in records.items():
         if g < count and rec["settings"] != expected:
             msg = (

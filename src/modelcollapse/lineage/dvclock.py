@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from modelcollapse import io
-from modelcollapse.lineage.ledger import head_path, parse_gen_path, rel
+from modelcollapse.lineage.records import head_path, parse_gen_path, rel
 from modelcollapse.paths import HUMAN_DIR, RUN_DIR
 
 if TYPE_CHECKING:

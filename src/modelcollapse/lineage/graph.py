@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prov.model import ProvDocument
 
-from modelcollapse.lineage.ledger import ledger_records, ledger_runs, read_record
+from modelcollapse.lineage.records import ledger_records, ledger_runs, read_record
 
 NAMESPACE = ("mc", "urn:modelcollapse:")
 FORMATS = ("prov-json", "mermaid", "dot")
@@ -130,11 +130,14 @@ def to_prov(graph: Graph) -> ProvDocument:
         return f"{prefix}:{path}"
 
     for path, n in graph.nodes.items():
-        attrs = {"prov:type": q(n["kind"]), "prov:label": f"{n['cluster']}: {n['label']}"}
+        attrs: dict[str, Any] = {
+            "prov:type": q(n["kind"]),
+            "prov:label": f"{n['cluster']}: {n['label']}",
+        }
         attrs |= {q(k): v for k, v in n.items() if k not in ("kind", "cluster", "label")}
         doc.entity(q(path), attrs)
     for a in graph.activities:
-        attrs: dict[str, Any] = {
+        attrs = {
             "prov:type": q(a["kind"]),
             q("run"): a["run"],
             q("generation"): a["generation"],
@@ -209,5 +212,6 @@ def export(fmt: str, runs: list[str] | None = None, root: str | Path = ".") -> s
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     graph = build_graph(records_of(runs, root))
     if fmt == "prov-json":
-        return to_prov(graph).serialize(format="json", indent=2) + "\n"
+        # Without a destination, serialize returns the text (typed str | None).
+        return cast(str, to_prov(graph).serialize(format="json", indent=2)) + "\n"
     return to_mermaid(graph) if fmt == "mermaid" else to_dot(graph)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from modelcollapse.lineage.chain import ranges
-from modelcollapse.lineage.ledger import (
+from modelcollapse.lineage.records import (
     LEDGER_DIR,
     LedgerError,
     ledger_records,

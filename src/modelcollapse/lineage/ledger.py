@@ -1,283 +1,107 @@
 """The lineage ledger: one git-tracked JSON record per generation, hash-chained.
 
-``lineage/<run>/gen_NNNN.json`` holds what generation NNNN of a run was made of and
+This module builds and writes the ledger. ``lineage/<run>/gen_NNNN.json``
+(:func:`record_generation`) holds what generation NNNN of a run was made of and
 from: its artifacts (path, size, md5 -- the md5 DVC records), the human data, the
-parent records, the training-set composition, the effective human share, the
-settings and seed, the step's key and code fingerprint (``modelcollapse.keys``), and
-the circumstances of the build (the git commit of the code that ran, the package
-versions).
+parent records, the training-set composition, the effective human share
+(:func:`human_share`), the settings and seed, the step's key and code fingerprint
+(``modelcollapse.keys``), and the circumstances of the build (the git commit of the
+code that ran, the package versions: ``modelcollapse.lineage.environment``).
 
-Two hashes make the ledger tamper-evident and reproducible:
-
-* ``content_hash``: sha256 of the canonical JSON of the deterministic fields
-  (:data:`CONTENT_FIELDS`), among them ``prev_content_hash``, the content hash of the
-  generation before it, and each parent's content hash. Re-running a deterministic
-  generation reproduces it, whatever the commit, machine or time, so the chain survives
-  rebuilds; editing or dropping a record breaks it from there on.
-* ``record_hash``: sha256 of the canonical JSON of the whole record except itself:
-  the circumstances (commit, packages) cannot be edited unnoticed either.
+Each record's ``content_hash`` covers its deterministic fields, among them the
+content hash of the generation before it and of each parent (:func:`parents_of`), so
+editing or dropping a record breaks the chain from there on; its ``record_hash``
+covers the whole record. The format, the paths, the hashes and the readers are in
+``modelcollapse.lineage.records``; they are re-exported here, so
+``from modelcollapse.lineage.ledger import read_record`` keeps working.
 
 Someone who rewrites a record and every record after it, hashes and links recomputed,
 keeps the chain whole. ``lineage/<run>/head.json`` (:func:`write_head`, written by the
 metrics step) anchors it: the run's length and a digest of its records' content
 hashes, a git-tracked DVC output whose md5 dvc.lock holds, so such a rewrite shows in
 review as a changed head.
-
-Records are JSON only: reading them never executes anything.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
-import os
-import platform
-import re
-import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from modelcollapse import io
+from modelcollapse.lineage.environment import (
+    OUTPUT_PATHS,
+    PACKAGES,
+    UNKNOWN,
+    code_version,
+    package_versions,
+)
+from modelcollapse.lineage.records import (
+    CONTENT_FIELDS,
+    HEAD_FIELDS,
+    HEAD_NAME,
+    LEDGER_DIR,
+    REQUIRED_FIELDS,
+    SCHEMA,
+    LedgerError,
+    canonical_json,
+    compute_content_hash,
+    compute_record_hash,
+    content_view,
+    head_digest,
+    head_path,
+    ledger_dir,
+    ledger_records,
+    ledger_runs,
+    load_record,
+    parse_gen_path,
+    read_head,
+    read_record,
+    record_path,
+    rel,
+    sha256,
+)
 from modelcollapse.manifest import cached_md5, composition, read_manifest
-from modelcollapse.paths import GEN_FILES, gen_file, gen_tag, human_file, human_files
+from modelcollapse.paths import GEN_FILES, gen_file, human_file, human_files
 
-SCHEMA = "modelcollapse.lineage/2"
-LEDGER_DIR = "lineage"
-UNKNOWN = "unknown"
-
-# Fields that depend only on the data, the settings, the seed and the code's content
-# (content_hash); the rest of a record are the circumstances of the build.
-CONTENT_FIELDS = (
-    "schema",
-    "run",
-    "generation",
-    "key",
-    "code_fingerprint",
-    "artifacts",
-    "human_data",
-    "parents",
-    "composition",
+__all__ = [
+    # built and written here
+    "build_head",
+    "build_record",
     "human_share",
-    "settings",
-    "seed",
-    "prev_content_hash",
-)
-REQUIRED_FIELDS = (*CONTENT_FIELDS, "code", "packages", "content_hash")
-PACKAGES = (
-    "modelcollapse",
-    "numpy",
-    "scipy",
-    "pandas",
-    "pyarrow",
-    "scikit-learn",
-    "safetensors",
-    "threadpoolctl",
-    "snakemake",
-    "dvc",
-    "prov",
-)
-# Paths the workflow itself writes while it runs: they do not make the code dirty.
-OUTPUT_PATHS = (LEDGER_DIR, "data", "results", "reports", "logs", ".snakemake", "dvc.lock")
-
-# lineage/<run>/head.json: the run's length and a digest of its records (write_head).
-HEAD_NAME = "head.json"
-HEAD_FIELDS = ("schema", "run", "generations", "head_generation", "head_content_hash", "digest")
-
-_RECORD_NAME = re.compile(r"^gen_(\d+)\.json$")
-_GEN_PATH = re.compile(r"^data/runs/(?P<run>[^/]+)/gen_(?P<gen>\d+)/(?P<name>[^/]+)$")
-
-
-class LedgerError(io.ArtifactError):
-    """A ledger record is missing, does not parse, or contradicts another record."""
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def ledger_dir(run: str, root: str | Path = ".") -> Path:
-    return Path(root) / LEDGER_DIR / run
-
-
-def record_path(run: str, generation: int, root: str | Path = ".") -> Path:
-    return ledger_dir(run, root) / f"gen_{gen_tag(generation)}.json"
-
-
-def head_path(run: str, root: str | Path = ".") -> Path:
-    return ledger_dir(run, root) / HEAD_NAME
-
-
-def rel(path: str | Path, root: str | Path = ".") -> str:
-    """``path`` relative to the workflow root, in POSIX form (as the ledger stores it)."""
-    return Path(os.path.relpath(path, root)).as_posix()
-
-
-def parse_gen_path(path: str) -> tuple[str, int, str] | None:
-    """``data/runs/<run>/gen_NNNN/<name>`` -> (run, generation, name); else None."""
-    m = _GEN_PATH.match(path)
-    return (m["run"], int(m["gen"]), m["name"]) if m else None
-
-
-def ledger_runs(root: str | Path = ".") -> list[str]:
-    """Every run with at least one record in the ledger, sorted."""
-    base = Path(root) / LEDGER_DIR
-    if not base.is_dir():
-        return []
-    return sorted(d.name for d in base.iterdir() if d.is_dir() and any(_records_in(d).values()))
-
-
-def _records_in(directory: Path) -> dict[int, Path]:
-    out = {}
-    for p in directory.glob("gen_*.json"):
-        m = _RECORD_NAME.match(p.name)
-        if m:
-            out[int(m[1])] = p
-    return dict(sorted(out.items()))
-
-
-def ledger_records(run: str, root: str | Path = ".") -> dict[int, Path]:
-    """generation -> record path, for every record file of a run (gaps included)."""
-    d = ledger_dir(run, root)
-    return _records_in(d) if d.is_dir() else {}
-
-
-# ---------------------------------------------------------------------- hashing
-
-
-def canonical_json(obj: Any) -> bytes:
-    """The bytes the ledger hashes: sorted keys, no whitespace, ASCII, no NaN."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
-
-
-def sha256(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj)).hexdigest()
-
-
-def content_view(record: dict[str, Any]) -> dict[str, Any]:
-    """The deterministic part of a record: what ``content_hash`` covers."""
-    return {k: record.get(k) for k in CONTENT_FIELDS}
-
-
-def compute_content_hash(record: dict[str, Any]) -> str:
-    return sha256(content_view(record))
-
-
-def compute_record_hash(record: dict[str, Any]) -> str:
-    return sha256({k: v for k, v in record.items() if k != "record_hash"})
-
-
-# ---------------------------------------------------------------------- reading
-
-_record_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
-
-
-def read_record(path: str | Path, cached: bool = True) -> dict[str, Any]:
-    """Parse one ledger record (JSON only), naming the file on any problem.
-
-    ``cached`` reuses a record parsed earlier in this process while the file's
-    size and mtime are unchanged; ``verify`` always reads afresh.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise LedgerError(f"missing ledger record: {path}")
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if cached and key in _record_cache:
-        return _record_cache[key]
-    record = _read_object(path, "ledger record", REQUIRED_FIELDS)
-    _record_cache[key] = record
-    return record
-
-
-def _read_object(path: Path | str, what: str, fields: tuple[str, ...]) -> dict[str, Any]:
-    """A JSON object with every one of ``fields``, or a LedgerError naming ``what`` and
-    the file."""
-    try:
-        obj = io.read_json(path)
-    except io.ArtifactError as exc:
-        raise LedgerError(f"{what} {path} does not parse: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise LedgerError(f"{what} {path} does not parse: expected a JSON object")
-    missing = [k for k in fields if k not in obj]
-    if missing:
-        raise LedgerError(f"{what} {path} is incomplete: missing {', '.join(missing)}")
-    return obj
-
-
-def load_record(run: str, generation: int, root: str | Path = ".") -> dict[str, Any]:
-    return read_record(record_path(run, generation, root))
-
-
-# ----------------------------------------------------------- environment facts
-
-
-# The checkout whose code runs: the repository holding this package's source files.
-_CODE_DIR = Path(__file__).resolve().parents[1]
-
-
-@functools.cache
-def _code_version(code_dir: str) -> dict[str, Any]:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "--no-optional-locks", *args],
-            cwd=code_dir,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--verify", "HEAD")
-        top = git("rev-parse", "--show-toplevel")
-    except (OSError, subprocess.SubprocessError):  # no git, not a repo, or no commit yet
-        return {"commit": UNKNOWN, "dirty": None}
-    try:
-        # DVC adds its outputs to .gitignore files: bookkeeping, not code.
-        excludes = [f":(exclude){p}" for p in OUTPUT_PATHS] + [":(exclude,glob)**/.gitignore"]
-        status = git(
-            "-C", top, "status", "--porcelain", "--untracked-files=normal", "--", ".", *excludes
-        )
-        dirty: bool | None = bool(status)
-    except (OSError, subprocess.SubprocessError):
-        dirty = None
-    return {"commit": commit, "dirty": dirty}
-
-
-def code_version(code_dir: str | Path | None = None) -> dict[str, Any]:
-    """``{"commit", "dirty"}`` of the git checkout holding the code that runs.
-
-    That is the checkout of this package's source files (``code_dir``, by default
-    the package itself), not necessarily the workflow root: with one environment
-    shared by two clones, the code that runs is the installed one. ``dirty``
-    ignores what the workflow writes (:data:`OUTPUT_PATHS` and the ``.gitignore``
-    entries DVC adds for its outputs). Outside a git repository (or before its
-    first commit) the commit is ``"unknown"`` and dirty is null. Computed once per
-    process.
-    """
-    return dict(_code_version(str(Path(code_dir or _CODE_DIR).resolve())))
-
-
-code_version.cache_clear = _code_version.cache_clear  # type: ignore[attr-defined]
-
-
-@functools.cache
-def _package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def package_versions() -> dict[str, str | None]:
-    """Versions of Python and the packages the artifacts depend on (null if absent)."""
-    return dict(_package_versions())
+    "parents_of",
+    "record_generation",
+    "write_head",
+    # re-exported: the record format (records.py) and the build's circumstances
+    # (environment.py), importable from here as before
+    "CONTENT_FIELDS",
+    "HEAD_FIELDS",
+    "HEAD_NAME",
+    "LEDGER_DIR",
+    "OUTPUT_PATHS",
+    "PACKAGES",
+    "REQUIRED_FIELDS",
+    "SCHEMA",
+    "UNKNOWN",
+    "LedgerError",
+    "canonical_json",
+    "code_version",
+    "compute_content_hash",
+    "compute_record_hash",
+    "content_view",
+    "head_digest",
+    "head_path",
+    "ledger_dir",
+    "ledger_records",
+    "ledger_runs",
+    "load_record",
+    "package_versions",
+    "parse_gen_path",
+    "read_head",
+    "read_record",
+    "record_path",
+    "rel",
+    "sha256",
+]
 
 
 # ---------------------------------------------------------------------- writing
@@ -461,11 +285,6 @@ def record_generation(
 # ------------------------------------------------------------------------ head
 
 
-def head_digest(content_hashes: list[str]) -> str:
-    """sha256 of the ordered content hashes of generations 0..G-1."""
-    return sha256(list(content_hashes))
-
-
 def build_head(run: str, generations: int, root: str | Path = ".") -> dict[str, Any]:
     """The head of a run's ledger: its length and a digest of every record's content
     hash, in order (not written)."""
@@ -490,13 +309,4 @@ def write_head(run: str, generations: int, root: str | Path = ".") -> dict[str, 
     """
     head = build_head(run, generations, root)
     io.write_json(head_path(run, root), head)
-    return head
-
-
-def read_head(path: str | Path) -> dict[str, Any]:
-    """Parse a head.json (JSON only), naming the file on any problem."""
-    head = _read_object(path, "ledger head", HEAD_FIELDS)
-    count = head["generations"]
-    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise LedgerError(f"ledger head {path}: generations is not a count")
     return head

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from modelcollapse.lineage.chain import compact, settings_changes
-from modelcollapse.lineage.ledger import LEDGER_DIR, ledger_records, read_record
+from modelcollapse.lineage.records import LEDGER_DIR, ledger_records, read_record
 
 SUMMARY_NAME = "lineage.md"
 MD5_CHARS = 10

@@ -42,6 +42,9 @@ FASHION_FILES = (
 )
 SOURCES = ("mnist_5k", "fashion_mnist")
 COLUMN = "pixels"
+# Per-row columns the vae family adds to samples: latent means and negative ELBO under
+# the generation-0 model.
+REF_MU, REF_ELBO = "ref_mu", "ref_elbo"
 SOURCE_JSON, LABELS = "source.json", "labels.parquet"
 
 

@@ -203,8 +203,8 @@ def prepare_corpus(
         ("validation", data["max_test_blocks"]),
         ("test", data["max_test_blocks"]),
     ):
-        blocks = [to_blocks(ids[n], data["block_len"]) for n in names[s]]
-        blocks = np.concatenate(blocks) if blocks else np.empty((0, data["block_len"]), np.int32)
+        parts = [to_blocks(ids[n], data["block_len"]) for n in names[s]]
+        blocks = np.concatenate(parts) if parts else np.empty((0, data["block_len"]), np.int32)
         blocks = blocks[rng.permutation(len(blocks))][:cap]
         if s != "validation" and len(blocks) == 0:
             raise ValueError(

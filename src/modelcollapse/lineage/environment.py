@@ -1,0 +1,102 @@
+"""The circumstances of a build: the code's git commit and the package versions.
+
+A ledger record (``modelcollapse.lineage.ledger``) stores them beside its
+deterministic fields, under ``code`` and ``packages``: they are covered by the
+record's ``record_hash`` but not by its ``content_hash``, so a byte-identical rebuild
+at another commit or with other package versions keeps the chain whole. Both are
+computed once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from modelcollapse.lineage.records import LEDGER_DIR
+
+UNKNOWN = "unknown"
+PACKAGES = (
+    "modelcollapse",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "safetensors",
+    "threadpoolctl",
+    "snakemake",
+    "dvc",
+    "prov",
+)
+# Paths the workflow itself writes while it runs: they do not make the code dirty.
+OUTPUT_PATHS = (LEDGER_DIR, "data", "results", "reports", "logs", ".snakemake", "dvc.lock")
+
+
+# The checkout whose code runs: the repository holding this package's source files.
+_CODE_DIR = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def _code_version(code_dir: str) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "--no-optional-locks", *args],
+            cwd=code_dir,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--verify", "HEAD")
+        top = git("rev-parse", "--show-toplevel")
+    except (OSError, subprocess.SubprocessError):  # no git, not a repo, or no commit yet
+        return {"commit": UNKNOWN, "dirty": None}
+    try:
+        # DVC adds its outputs to .gitignore files: bookkeeping, not code.
+        excludes = [f":(exclude){p}" for p in OUTPUT_PATHS] + [":(exclude,glob)**/.gitignore"]
+        status = git(
+            "-C", top, "status", "--porcelain", "--untracked-files=normal", "--", ".", *excludes
+        )
+        dirty: bool | None = bool(status)
+    except (OSError, subprocess.SubprocessError):
+        dirty = None
+    return {"commit": commit, "dirty": dirty}
+
+
+def code_version(code_dir: str | Path | None = None) -> dict[str, Any]:
+    """``{"commit", "dirty"}`` of the git checkout holding the code that runs.
+
+    That is the checkout of this package's source files (``code_dir``, by default
+    the package itself), not necessarily the workflow root: with one environment
+    shared by two clones, the code that runs is the installed one. ``dirty``
+    ignores what the workflow writes (:data:`OUTPUT_PATHS` and the ``.gitignore``
+    entries DVC adds for its outputs). Outside a git repository (or before its
+    first commit) the commit is ``"unknown"`` and dirty is null. Computed once per
+    process.
+    """
+    return dict(_code_version(str(Path(code_dir or _CODE_DIR).resolve())))
+
+
+code_version.cache_clear = _code_version.cache_clear  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of Python and the packages the artifacts depend on (null if absent)."""
+    return dict(_package_versions())

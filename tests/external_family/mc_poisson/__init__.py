@@ -1,0 +1,1 @@
+"""mc_poisson: a Poisson family for modelcollapse, registered by an entry point."""
