@@ -19,14 +19,17 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pyarrow (and pandas, which to_pandas imports) load when a table is read or written:
+# reading params.yaml and checkpoints does not pay for them.
 
 
 class ArtifactError(RuntimeError):
@@ -132,6 +135,9 @@ def file_md5(path: str | os.PathLike) -> str:
 
 def write_table(path: str | os.PathLike, frame: pd.DataFrame) -> None:
     """Write a DataFrame as Parquet, byte-identically for identical content."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
     # Pandas metadata embeds library versions only; keep the schema but drop it so
     # the file depends on the data and the pyarrow writer alone.
@@ -141,6 +147,9 @@ def write_table(path: str | os.PathLike, frame: pd.DataFrame) -> None:
 
 
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"missing artifact: {path}")

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
-import pandas as pd
 
 from modelcollapse.io import ArtifactError, load_checkpoint, save_checkpoint
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from modelcollapse.ensemble import BatchedFamily
     from modelcollapse.settings import RunSettings
 

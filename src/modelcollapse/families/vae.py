@@ -38,9 +38,7 @@ Metrics (each generation; ``reference`` is the generation-0 model):
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Self
@@ -48,7 +46,6 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import pandas as pd
 
-from modelcollapse import io
 from modelcollapse.families.base import Estimator, Family, builtin_schema
 from modelcollapse.neural import digit_figures
 from modelcollapse.neural.digits import (
@@ -63,8 +60,6 @@ from modelcollapse.neural.digits import (
 )
 
 if TYPE_CHECKING:
-    import torch
-
     from modelcollapse.neural.vae_model import ConvVAE
 
 
@@ -75,6 +70,14 @@ def _net() -> ModuleType:
     from modelcollapse.neural import vae_model
 
     return vae_model
+
+
+def _tools() -> ModuleType:
+    """Its torch plumbing (:mod:`modelcollapse.neural.vae_torch`): tensors from pixels,
+    the seeded initialisation, the checkpoint."""
+    from modelcollapse.neural import vae_torch
+
+    return vae_torch
 
 
 def _torch() -> ModuleType:
@@ -103,18 +106,6 @@ __all__ = [
 
 
 # --- the model ----------------------------------------------------------------------
-
-
-def _to_tensor(values: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
-    return _torch().from_numpy(np.ascontiguousarray(values, dtype=np.float32)).reshape(-1, *shape)
-
-
-@contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Torch's global generator seeded for a block (weight initialisation), then restored."""
-    with _torch().random.fork_rng(devices=[]):
-        _torch().manual_seed(seed)
-        yield
 
 
 class Model(Estimator):
@@ -186,7 +177,7 @@ class Model(Estimator):
         }
 
     def _new_net(self, seed: int) -> ConvVAE:
-        with _seeded(seed):
+        with _tools().seeded(seed):
             return _net().ConvVAE(**self.architecture())
 
     def is_fitted(self) -> bool:
@@ -198,7 +189,7 @@ class Model(Estimator):
     def fit(self, data: pd.DataFrame) -> Self:
         """Train a fresh VAE, initialised from ``init_seed`` (else ``random_state``),
         on the ``pixels`` column; ``random_state`` orders minibatches and draws noise."""
-        x = _to_tensor(pixels(data), self._shape())
+        x = _tools().to_tensor(pixels(data), self._shape())
         order_seq, noise_seq = np.random.SeedSequence(self.random_state).spawn(2)
         noise_seed = int(noise_seq.generate_state(1, np.uint64)[0])
         init = self.random_state if self.init_seed is None else self.init_seed
@@ -235,7 +226,7 @@ class Model(Estimator):
     def score(self, data: pd.DataFrame) -> np.ndarray:
         """Per-row ELBO (nats; a lower bound on log p(x)), deterministic in data and weights."""
         self._check_fitted()
-        x = _to_tensor(pixels(data), self._shape())
+        x = _tools().to_tensor(pixels(data), self._shape())
         with _net().torch_settings(self.threads):
             return _net().elbo(self.net_, x, samples=self.elbo_samples, seed=0)
 
@@ -244,55 +235,17 @@ class Model(Estimator):
         self._check_fitted()
         values = pixels(data) if isinstance(data, pd.DataFrame) else data
         with _net().torch_settings(self.threads):
-            return _net().encode_means(self.net_, _to_tensor(values, self._shape()))
+            return _net().encode_means(self.net_, _tools().to_tensor(values, self._shape()))
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
         """``path`` (safetensors: the state dict) and its ``.json`` (parameters,
         architecture, training); never pickle."""
         self._check_fitted()
-        tensors = {k: v.detach().numpy() for k, v in self.net_.state_dict().items()}
-        layers = [f"{k}: {m}" for k, m in self.net_.named_modules() if k and not list(m.children())]
-        meta: dict[str, Any] = {
-            "family": self.family,
-            "class": type(self).__name__,
-            "params": self.get_params(),
-            "architecture": {
-                "type": "ConvVAE",
-                **self.architecture(),
-                "parameters": int(sum(v.size for v in tensors.values())),
-                "layers": layers,
-            },
-            "training": {
-                "loss": "BCE summed over pixels + KL(q(z|x) || N(0, I)), mean per image",
-                "optimizer": "Adam",
-                "train_rows": int(self.train_rows_),
-                "loss_history": [float(v) for v in self.loss_history_],
-            },
-        }
-        if extra:
-            meta["extra"] = extra
-        io.save_checkpoint(path, tensors, meta)
+        _tools().save(self, path, extra)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        tensors, meta = io.load_checkpoint(path)
-        if meta.get("family") != cls.family:
-            raise io.ArtifactError(
-                f"checkpoint {path} is of family {meta.get('family')!r}, expected {cls.family!r}"
-            )
-        model = cls(**meta.get("params", {}))
-        net = model._new_net(0)
-        try:
-            net.load_state_dict({k: _torch().from_numpy(v.copy()) for k, v in tensors.items()})
-        except RuntimeError as exc:
-            msg = f"checkpoint {path} does not fit its architecture: {exc}"
-            raise io.ArtifactError(msg) from exc
-        net.eval()
-        training = meta.get("training", {})
-        model.net_ = net
-        model.loss_history_ = list(training.get("loss_history", []))
-        model.train_rows_ = int(training.get("train_rows", 0))
-        return model
+        return _tools().load(cls, path)
 
 
 def build_model(

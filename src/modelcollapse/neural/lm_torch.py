@@ -122,7 +122,8 @@ def save(model: Model, path: str | Path, extra: dict[str, Any] | None = None) ->
         "class": type(model).__name__,
         "params": model.get_params(),
         "architecture": asdict(model.module_.cfg),
-        "tokenizer_md5": model.tokenizer_md5,
+        # set from __init__'s signature in a loop, which mypy cannot follow
+        "tokenizer_md5": model.tokenizer_md5,  # type: ignore[attr-defined]
         "training": model.training_,
     }
     if extra:
