@@ -356,3 +356,16 @@ def test_linear_regression_fit_and_score():
     draws = model.sample(20000, np.random.default_rng(1))
     noise = draws["y"] - draws[["x0", "x1", "x2"]].to_numpy() @ model.coef_
     assert noise.std() == pytest.approx(0.5, rel=0.02)
+
+
+@pytest.mark.parametrize("name", ["lm", "vae"])
+def test_neural_model_defaults_are_the_schema_defaults(name):
+    """The neural models keep scikit-learn style keyword defaults (tests and benchmarks
+    build them directly); the schema file stays the one source: they must agree."""
+    family = get_family(name)
+    params = family.model().get_params()
+    defaults = family.option_defaults()
+    shared = set(defaults) & set(params)
+    assert len(shared) >= 5, shared
+    for option in shared:
+        assert params[option] == defaults[option], option
