@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import pandas as pd
 
-from modelcollapse import theory as closed_form
 from modelcollapse.ensemble import BatchedFamily, batched_categorical, equivalent_to_replace
 from modelcollapse.families.base import Estimator, Family, builtin_schema
 
@@ -148,6 +147,8 @@ def batched(truth: Model, options: Mapping[str, Any]) -> BatchedFamily:
 
 def theory(truth: Model, settings: RunSettings) -> dict[str, np.ndarray]:
     """Replace: expected Gini impurity (Wright-Fisher heterozygosity decay)."""
+    from modelcollapse import theory as closed_form  # scipy: the figures step only
+
     n = settings.samples_per_generation
     if not equivalent_to_replace(settings.regime, n, settings.real_fraction):
         return {}
@@ -158,6 +159,8 @@ def theory(truth: Model, settings: RunSettings) -> dict[str, np.ndarray]:
 
 def fixation_probabilities(truth: Model) -> np.ndarray:
     """Probability that a replace chain fixes on each symbol (= the true probabilities)."""
+    from modelcollapse import theory as closed_form  # scipy: the figures step only
+
     return closed_form.fixation_probabilities(truth.probs_)
 
 

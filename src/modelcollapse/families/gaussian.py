@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import pandas as pd
 
-from modelcollapse import theory as closed_form
 from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace
 from modelcollapse.families.base import Estimator, Family, builtin_schema
 
@@ -259,6 +258,8 @@ def batched(truth: Model, options: Mapping[str, Any]) -> BatchedFamily:
 def theory(truth: Model, settings: RunSettings) -> dict[str, np.ndarray]:
     """Closed forms of :func:`modelcollapse.theory.gaussian_replace` (replace regime,
     or mix/fresh with zero human rows, which is the same chain)."""
+    from modelcollapse import theory as closed_form  # scipy: the figures step only
+
     n = settings.samples_per_generation
     if not equivalent_to_replace(settings.regime, n, settings.real_fraction):
         return {}

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import pandas as pd
 
-from modelcollapse import theory as closed_form
 from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace
 from modelcollapse.families.base import Estimator, Family, builtin_schema
 from modelcollapse.families.gaussian import feature_names, features
@@ -161,6 +160,8 @@ def batched(truth: Model, options: Mapping[str, Any]) -> BatchedFamily:
 
 def theory(truth: Model, settings: RunSettings) -> dict[str, np.ndarray]:
     """Replace: Dohmatob et al. 2024; accumulate: Gerstgrasser et al. 2024 (see theory.py)."""
+    from modelcollapse import theory as closed_form  # scipy: the figures step only
+
     n, generations = settings.samples_per_generation, settings.generations
     args = (float(truth.noise_std), truth.dim, n, generations)
     if n <= truth.dim + 1:
