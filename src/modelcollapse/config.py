@@ -26,7 +26,7 @@ from modelcollapse.checks import (  # noqa: F401  (re-exported: the rules and te
     read_yaml,
 )
 from modelcollapse.families import get_family, known_families, schema_path
-from modelcollapse.families.base import _read_schema
+from modelcollapse.families.base import _read_schema, schema_defaults
 from modelcollapse.regimes import NEEDS_REAL_FRACTION, real_row_count
 from modelcollapse.settings import NOT_GENERATION_KEYS, RunSettings  # noqa: F401
 
@@ -119,15 +119,6 @@ def _check(instance: Any, schema: Mapping[str, Any], prefix: str, source: str) -
             f"  {_where(prefix, e.absolute_path) or '(top level)'}: {_message(e)}" for e in errors
         ]
         raise ConfigError(f"{source}: invalid settings\n" + "\n".join(lines))
-
-
-def schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """``{key: default}`` of an object schema's properties."""
-    return {
-        k: copy.deepcopy(v["default"])
-        for k, v in schema.get("properties", {}).items()
-        if "default" in v
-    }
 
 
 def family_options(

@@ -198,11 +198,20 @@ class Family:
 
     def option_defaults(self) -> dict[str, Any]:
         """``{option: default}`` from the schema file, the one place defaults live."""
-        properties = self.schema_document()["options"].get("properties", {})
-        return {k: copy.deepcopy(v["default"]) for k, v in properties.items() if "default" in v}
+        return schema_defaults(self.schema_document()["options"])
 
     def load_model(self, path: str | Path) -> Estimator:
         return self.model.load(path)
+
+
+def schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``{key: default}`` of an object schema's properties (params.schema.yaml's and the
+    family schema files' ``default:`` entries, the one place defaults live)."""
+    return {
+        k: copy.deepcopy(v["default"])
+        for k, v in schema.get("properties", {}).items()
+        if "default" in v
+    }
 
 
 @cache
