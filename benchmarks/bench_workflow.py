@@ -6,7 +6,9 @@ Measures, on a scratch copy of the workflow:
 1. per-generation job overhead: each job's wall time (Snakemake's benchmark file)
    minus the compute the job logs, against the floor of trivial shell jobs that
    import numpy, measured in the same run;
-2. no-op `snakemake -n` and `dvc status` on a run with ``--deep`` generations;
+2. no-op `snakemake -n` and `dvc status` on a run with ``--deep`` generations, beside
+   their floors in the same run: a Snakefile of as many trivial steps in a chain, and
+   a DVC repository of one trivial stage;
 3. ensemble throughput (generations x samples x chains per second);
 4. storage of an accumulate run against the sum of its unique rows.
 """
@@ -144,6 +146,60 @@ def job_overhead(tmp: Path, gens: int) -> None:
     )
 
 
+CHAIN_SNAKEFILE = """\
+import sys
+
+sys.setrecursionlimit(100_000)
+N = %d
+
+
+rule all:
+    input: f"out/{N - 1}.txt"
+
+
+rule first:
+    output: "out/0.txt"
+    shell: "touch {output}"
+
+
+rule step:
+    input: lambda w: ancient(f"out/{int(w.i) - 1}.txt")
+    output: "out/{i}.txt"
+    wildcard_constraints: i=r"[1-9][0-9]*"
+    shell: "touch {output}"
+"""
+
+
+def chain_floor(tmp: Path, gens: int) -> float:
+    """The peer of the no-op dry run: a Snakefile of ``gens`` trivial steps in a chain,
+    every output present, on the same Snakemake."""
+    floor = tmp / "chain_floor"
+    (floor / "out").mkdir(parents=True)
+    (floor / "Snakefile").write_text(CHAIN_SNAKEFILE % gens)
+    for i in range(gens):
+        (floor / "out" / f"{i}.txt").touch()
+    wall, out = timed([sys.executable, "-m", "snakemake", "--cores", "1", "-n"], floor)
+    if "Nothing to be done" not in out:
+        raise SystemExit(f"the floor's chain of {gens} steps was not up to date:\n{out[-2000:]}")
+    return wall
+
+
+def dvc_floor(tmp: Path) -> float:
+    """The peer of the no-op dvc status: a DVC repository with one trivial stage."""
+    repo = tmp / "dvc_floor"
+    repo.mkdir()
+    (repo / "dvc.yaml").write_text(
+        "stages:\n  one:\n    cmd: echo one > out.txt\n    outs: [out.txt]\n"
+    )
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
+    timed([sys.executable, "-m", "dvc", "repro"], repo)
+    wall, out = timed([sys.executable, "-m", "dvc", "status"], repo)
+    if "up to date" not in out:
+        raise SystemExit(f"the floor's dvc status is not clean:\n{out}")
+    return wall
+
+
 def deep_noop(tmp: Path, gens: int) -> None:
     runs = {
         "deep": {
@@ -160,10 +216,20 @@ def deep_noop(tmp: Path, gens: int) -> None:
     wall, _ = timed([sys.executable, "-m", "dvc", "repro"], wf)
     print(f"[deep] dvc repro of a {gens}-generation run (one process): {wall:.1f} s")
     wall, out = timed([sys.executable, "-m", "dvc", "status"], wf)
-    print(f"[deep] no-op dvc status: {wall:.2f} s ({out.strip().splitlines()[-1]})")
+    if "up to date" not in out:
+        raise SystemExit(f"dvc status after dvc repro is not clean:\n{out[-3000:]}")
+    print(
+        f"[deep] no-op dvc status: {wall:.2f} s (target 1.5 s); floor, dvc status of a "
+        f"repository with one trivial stage: {dvc_floor(tmp):.2f} s"
+    )
     wall, out = timed([sys.executable, "-m", "snakemake", "--cores", "1", "-n"], wf)
-    verdict = "nothing to do" if "Nothing to be done" in out else "WOULD RUN JOBS"
-    print(f"[deep] no-op snakemake -n over {gens} generations: {wall:.2f} s ({verdict})")
+    if "Nothing to be done" not in out:
+        raise SystemExit(f"a second snakemake -n would run jobs:\n{out[-3000:]}")
+    floor = chain_floor(tmp, gens)
+    print(
+        f"[deep] no-op snakemake -n over {gens} generations: {wall:.2f} s (target 3 s); "
+        f"floor, a chain of {gens} trivial steps: {floor:.2f} s"
+    )
 
 
 def ensemble_throughput(chains: int, gens: int, n: int) -> None:

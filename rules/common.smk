@@ -9,8 +9,10 @@
 # rebuilt upstream step reaches it. The planner marks everything downstream of an
 # out-of-date step as well, so one invocation rebuilds all of it.
 # See docs/architecture.md, "What reruns when".
+import contextlib
 import dataclasses
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -18,8 +20,9 @@ from pathlib import Path
 from modelcollapse.config import ConfigError, check_prepared_pools, load_params, read_yaml
 from modelcollapse.config import validate as validate_params
 from modelcollapse.dvcsync import WorkflowLock, WorkflowLocked, commit_to_dvc, is_dvc_repo
+from modelcollapse.jobs import write_study
 from modelcollapse.keys import Keys
-from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, job_of_path
+from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, gen_tag, job_of_path
 from modelcollapse.plan import Planner, describe
 
 SETTINGS_SOURCE = "params.yaml (with --config overrides)"
@@ -34,8 +37,20 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 RUNS = list(PARAMS.runs)
-# The validated settings, handed to every job (a job need not validate them again).
-STUDY = PARAMS.to_dict()
+# The validated settings, in a file every job reads (a job need not validate them again).
+STUDY = str(write_study(PARAMS))
+
+
+def job_command(step, *ids):
+    """The shell command of a job: scripts/job.py with this checkout's code (no
+    Snakemake ``script:`` preamble, which imports Snakemake in every job). Python is the
+    one running Snakemake, or the environment's with --use-conda / containers. Ids are
+    Snakemake placeholders, quoted (``:q``); run ids are checked (config.check_id) anyway."""
+    deployment = workflow.deployment_settings.deployment_method
+    python = "python" if deployment else shlex.quote(sys.executable)
+    script = shlex.quote(os.path.join(workflow.basedir, "scripts", "job.py"))
+    args = " ".join(f"{{{i}:q}}" for i in ids)
+    return f"{python} {script} {step} {args} --study {{params.study:q}} --log {{log:q}}"
 
 
 wildcard_constraints:
@@ -47,6 +62,8 @@ wildcard_constraints:
 CONDA_ENV = "../environment.yml"
 # Flags that mark a step for rebuild (scratch space; removed once it is up to date).
 REBUILD_FLAG = ".modelcollapse/rebuild/{job}"
+# Whether any flag is left from an earlier invocation (else none needs removing).
+FLAGS_LEFT = any(files for _, _, files in os.walk(os.path.dirname(REBUILD_FLAG)))
 RULE_STEPS = {
     "prepare_human": "human",
     "generation": "generation",
@@ -96,13 +113,15 @@ def rebuild_flag(status, job):
     """The flag input that makes Snakemake rerun a step that is out of date while its
     outputs are in place: written now, it is newer than they are, and its content is
     new each time (Snakemake ignores a newer input whose checksum it has seen)."""
-    flag = Path(REBUILD_FLAG.format(job=job))
+    flag = REBUILD_FLAG.format(job=job)
     if not status.rebuild_in_place:
-        flag.unlink(missing_ok=True)
+        if FLAGS_LEFT:  # a flag from an earlier invocation: this step is up to date now
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(flag)
         return []
-    flag.parent.mkdir(parents=True, exist_ok=True)
-    flag.write_text(f"{status.state}: {status.reason}\n{time.time_ns()}\n", encoding="utf-8")
-    return [str(flag)]
+    os.makedirs(os.path.dirname(flag), exist_ok=True)
+    Path(flag).write_text(f"{status.state}: {status.reason}\n{time.time_ns()}\n", encoding="utf-8")
+    return [flag]
 
 
 def gen_path(name):
@@ -111,6 +130,11 @@ def gen_path(name):
 
 def results_path(name):
     return os.path.join(RESULTS_DIR, name)
+
+
+def gen_path_of(run, generation, name):
+    """A generation's file as a string (thousands of generations: no pathlib objects)."""
+    return f"{GEN_DIR.format(run=run, gen=gen_tag(generation))}/{name}"
 
 
 def gen_index(wildcards):
@@ -155,10 +179,10 @@ def generation_inputs(wildcards):
     inputs = {"human": edges(status, human_dir_of(run))}
     if g > 0:
         reads = range(g) if settings.regime in ("accumulate", "accumulate_subsample") else [g - 1]
-        inputs["samples"] = edges(status, [gen_file(run, j, "samples.parquet") for j in reads])
-        inputs["train"] = edges(status, [gen_file(run, j, "train.json") for j in reads])
+        inputs["samples"] = edges(status, [gen_path_of(run, j, "samples.parquet") for j in reads])
+        inputs["train"] = edges(status, [gen_path_of(run, j, "train.json") for j in reads])
         if family_of(run).needs_reference:
-            inputs["reference"] = edges(status, gen_file(run, 0, "model.safetensors"))
+            inputs["reference"] = edges(status, gen_path_of(run, 0, "model.safetensors"))
     inputs["rebuild"] = rebuild_flag(status, f"generation/{run}/{g:04d}")
     return inputs
 

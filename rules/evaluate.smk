@@ -12,8 +12,8 @@ rule collect_metrics:
         CONDA_ENV
     log:
         "logs/{run}/collect_metrics.log",
-    script:
-        "../scripts/collect_metrics.py"
+    shell:
+        job_command("metrics", "wildcards.run")
 
 
 rule ensemble:
@@ -30,8 +30,8 @@ rule ensemble:
     log:
         "logs/{run}/ensemble.log",
     threads: 1
-    script:
-        "../scripts/ensemble.py"
+    shell:
+        job_command("ensemble", "wildcards.run")
 
 
 rule plots:
@@ -46,5 +46,5 @@ rule plots:
         CONDA_ENV
     log:
         "logs/{run}/plots.log",
-    script:
-        "../scripts/plots.py"
+    shell:
+        job_command("figures", "wildcards.run")

@@ -21,6 +21,6 @@ rule generation:
     threads: job_threads
     resources:
         mem_mb=job_mem_mb,
-    script:
-        "../scripts/generation.py"
+    shell:
+        job_command("generation", "wildcards.run", "params.generation")
 

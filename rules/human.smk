@@ -10,5 +10,5 @@ rule prepare_human:
         CONDA_ENV
     log:
         "logs/human/{source}.log",
-    script:
-        "../scripts/prepare_human.py"
+    shell:
+        job_command("human", "wildcards.source")

@@ -10,5 +10,5 @@ rule report:
         CONDA_ENV
     log:
         "logs/report.log",
-    script:
-        "../scripts/report.py"
+    shell:
+        job_command("report")

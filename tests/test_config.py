@@ -128,10 +128,10 @@ def test_missing_or_malformed_file_is_named(tmp_path):
 
 def test_runs_on_real_data_are_checked_against_their_prepared_pool(tmp_path):
     import numpy as np
-    import pandas as pd
 
     from modelcollapse import io
     from modelcollapse.config import check_prepared_pools
+    from modelcollapse.neural import digits
 
     raw = {
         "defaults": {"samples_per_generation": 40},
@@ -151,7 +151,7 @@ def test_runs_on_real_data_are_checked_against_their_prepared_pool(tmp_path):
     params = validate(raw)  # the pool size is unknown until the source is prepared
     check_prepared_pools(params, tmp_path)  # not prepared: nothing to check against
     pool = tmp_path / "data/human/digits/pool.parquet"
-    io.write_table(pool, pd.DataFrame({"pixels": [np.zeros(4, np.float32)] * 80}))
+    io.write_table(pool, digits.image_frame(np.zeros((80, 4), np.float32)))
     check_prepared_pools(params, tmp_path, runs=["fits"])  # 40 of 80 rows
     with pytest.raises(ConfigError) as info:
         check_prepared_pools(params, tmp_path)

@@ -6,12 +6,13 @@ import json
 import math
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 import pytest
 import scipy.linalg
 import scipy.stats
 from sklearn.mixture import GaussianMixture
 
+from modelcollapse import tables
 from modelcollapse.config import ConfigError, family_options, make_run_settings
 from modelcollapse.ensemble_step import simulate_ensemble
 from modelcollapse.families import categorical, gaussian, get_family, gmm, linear_regression
@@ -67,8 +68,8 @@ def test_save_load_round_trip(name, tmp_path):
     assert loaded.get_params() == model.get_params()
     for attr in model._state_names:
         np.testing.assert_array_equal(getattr(loaded, attr), getattr(model, attr))
-    pd.testing.assert_frame_equal(
-        loaded.sample(50, np.random.default_rng(3)), model.sample(50, np.random.default_rng(3))
+    assert loaded.sample(50, np.random.default_rng(3)).equals(
+        model.sample(50, np.random.default_rng(3))
     )
     np.testing.assert_array_equal(loaded.score(test), model.score(test))
     meta = json.loads(path.with_suffix(".json").read_text())
@@ -103,10 +104,9 @@ def test_determinism_and_sample_schema(name):
     for attr in model._state_names:
         assert getattr(again, attr).tobytes() == getattr(model, attr).tobytes()
     a, b = model.sample(100, np.random.default_rng(5)), model.sample(100, np.random.default_rng(5))
-    pd.testing.assert_frame_equal(a, b)
+    assert a.equals(b)
     assert not a.equals(model.sample(100, np.random.default_rng(6)))
-    assert list(a.columns) == list(train.columns)
-    assert a.dtypes.to_dict() == train.dtypes.to_dict()
+    assert a.schema == train.schema
     scores = model.score(test)
     assert scores.shape == (len(test),) and scores.dtype == np.float64
     settings = dict(generations=3, samples_per_generation=60, chains=4)
@@ -183,7 +183,7 @@ def test_bad_options_name_the_key(name, options, key):
 
 def test_gaussian_fit_sample_score_against_numpy_and_scipy():
     _, truth, model, train, test = fitted("gaussian")
-    x = train.to_numpy()
+    x = train.to_pandas().to_numpy()
     np.testing.assert_allclose(model.mean_, x.mean(0), rtol=1e-12)
     np.testing.assert_allclose(model.covariance_, np.cov(x, rowvar=False), rtol=1e-12)
     mle = build("gaussian", truth, 0, estimator="mle").fit(train)
@@ -191,7 +191,7 @@ def test_gaussian_fit_sample_score_against_numpy_and_scipy():
     expected = scipy.stats.multivariate_normal(model.mean_, model.covariance_).logpdf(test)
     np.testing.assert_allclose(model.score(test), expected, rtol=1e-12)
     scaled = build("gaussian", truth, 0, sample_scale=4.0).fit(train)
-    draws = scaled.sample(40000, np.random.default_rng(0)).to_numpy()
+    draws = scaled.sample(40000, np.random.default_rng(0)).to_pandas().to_numpy()
     np.testing.assert_allclose(np.cov(draws, rowvar=False), 4 * model.covariance_, rtol=0.05)
 
 
@@ -226,8 +226,8 @@ def test_gaussian_evaluate_by_hand():
     model = build("gaussian", truth, 0)
     model.mean_, model.covariance_ = np.array([1.0, 2.0]), np.diag([1.0, 9.0])
     # Mahalanobis under N(0, 4I): |x| / 2; rows at radius 5.8 and 6.2 straddle 3.
-    samples = pd.DataFrame({"x0": [0.0, 6.2, 0.0, 1.0], "x1": [5.8, 0.0, 0.0, 1.0]})
-    test = pd.DataFrame({"x0": [1.0], "x1": [2.0]})
+    samples = pa.table({"x0": [0.0, 6.2, 0.0, 1.0], "x1": [5.8, 0.0, 0.0, 1.0]})
+    test = pa.table({"x0": [1.0], "x1": [2.0]})
     out = gaussian.evaluate(model, truth, test, samples)
     assert out["mean_sq_error"] == pytest.approx(5.0)
     assert out["var_trace"] == pytest.approx(10.0)
@@ -241,10 +241,14 @@ def test_gaussian_evaluate_by_hand():
 
 def test_gmm_fit_matches_sklearn_and_scores_its_density():
     _, truth, model, train, test = fitted("gmm", n=600)
-    reference = GaussianMixture(2, tol=1e-5, max_iter=2000, random_state=7).fit(train.to_numpy())
+    reference = GaussianMixture(2, tol=1e-5, max_iter=2000, random_state=7).fit(
+        train.to_pandas().to_numpy()
+    )
     np.testing.assert_allclose(model.means_, reference.means_)
     np.testing.assert_allclose(model.covariances_, reference.covariances_)
-    np.testing.assert_allclose(model.score(test), reference.score_samples(test.to_numpy()))
+    np.testing.assert_allclose(
+        model.score(test), reference.score_samples(test.to_pandas().to_numpy())
+    )
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
@@ -253,14 +257,16 @@ def test_gmm_covariance_types_are_stored_full(covariance_type):
     model = build("gmm", truth, 0, covariance_type=covariance_type).fit(train)
     assert model.covariances_.shape == (2, 2, 2)
     reference = GaussianMixture(2, covariance_type=covariance_type, tol=1e-5, random_state=0)
-    reference.fit(train.to_numpy())
-    np.testing.assert_allclose(model.score(test), reference.score_samples(test.to_numpy()))
+    reference.fit(train.to_pandas().to_numpy())
+    np.testing.assert_allclose(
+        model.score(test), reference.score_samples(test.to_pandas().to_numpy())
+    )
 
 
 def test_gmm_samples_follow_the_mixture():
     spec = {**SPECS["gmm"], "means": [[-10.0, 0.0], [10.0, 1.0]]}
     truth = gmm.truth_from_spec(spec)
-    x = truth.sample(40000, np.random.default_rng(0)).to_numpy()
+    x = truth.sample(40000, np.random.default_rng(0)).to_pandas().to_numpy()
     left = x[:, 0] < 0  # components are over 9 standard deviations from x0 = 0
     assert left.mean() == pytest.approx(0.3, abs=0.01)
     np.testing.assert_allclose(np.cov(x[left], rowvar=False), truth.covariances_[0], atol=0.05)
@@ -275,14 +281,14 @@ def test_l2_density_matches_grid_integration():
     other.covariances_ = np.array([np.eye(2), [[0.5, 0.2], [0.2, 0.8]], 2 * np.eye(2)])
     axis = np.linspace(-9, 9, 721)
     grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
-    frame = pd.DataFrame(grid, columns=["x0", "x1"])
+    frame = tables.from_matrix(grid, ["x0", "x1"])
     diff2 = (np.exp(truth.score(frame)) - np.exp(other.score(frame))) ** 2
     numeric = diff2.sum() * (axis[1] - axis[0]) ** 2
     params = [(m.weights_, m.means_, m.covariances_) for m in (other, truth)]
     closed = gmm.l2_density(*params[0], *params[1])
     assert closed == pytest.approx(numeric, rel=1e-6)
     assert gmm.l2_density(*params[1], *params[1]) == pytest.approx(0.0, abs=1e-15)
-    out = gmm.evaluate(other, truth, frame.iloc[:5], frame.iloc[:5])
+    out = gmm.evaluate(other, truth, frame.slice(0, 5), frame.slice(0, 5))
     assert out["l2_density"] == pytest.approx(closed)
     # sorted by the first coordinate of the means; spread = sqrt(tr cov / d)
     assert [out[f"weight_{k}"] for k in range(3)] == pytest.approx([0.2, 0.5, 0.3])
@@ -290,13 +296,13 @@ def test_l2_density_matches_grid_integration():
     swapped = build("gmm", truth, 0, n_components=3)
     swapped.weights_, swapped.means_ = other.weights_[::-1], other.means_[::-1]
     swapped.covariances_ = other.covariances_[::-1]
-    assert gmm.evaluate(swapped, truth, frame.iloc[:5], frame.iloc[:5]) == pytest.approx(out)
+    assert gmm.evaluate(swapped, truth, frame.slice(0, 5), frame.slice(0, 5)) == pytest.approx(out)
 
 
 def test_batched_em_matches_sklearn_per_chain():
     truth = gmm.truth_from_spec(SPECS["gmm"])
     rng = np.random.default_rng(3)
-    x = np.stack([truth.sample(300, rng).to_numpy() for _ in range(6)])
+    x = np.stack([truth.sample(300, rng).to_pandas().to_numpy() for _ in range(6)])
     weights, means, covs, loglik = gmm.batched_em(x, 2, np.random.default_rng(0), tol=1e-10)
     for k in range(6):
         ref = GaussianMixture(2, tol=1e-10, max_iter=5000, random_state=k).fit(x[k])
@@ -328,7 +334,7 @@ def test_categorical_by_hand():
     truth = categorical.truth_from_spec({"num_symbols": 4, "zipf_exponent": 1.0})
     np.testing.assert_allclose(truth.probs_, np.array([12, 6, 4, 3]) / 25)
     model = build("categorical", truth, 0)
-    model.fit(pd.DataFrame({"symbol": np.array([0, 0, 0, 2], dtype=np.int64)}))
+    model.fit(pa.table({"symbol": np.array([0, 0, 0, 2], dtype=np.int64)}))
     np.testing.assert_array_equal(model.probs_, [0.75, 0.0, 0.25, 0.0])
     out = categorical.evaluate(model, truth, None, None)
     assert out["gini_impurity"] == pytest.approx(1 - 0.75**2 - 0.25**2)
@@ -336,24 +342,26 @@ def test_categorical_by_hand():
     assert out["entropy"] == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
     tv = 0.5 * (abs(0.75 - 0.48) + 0.24 + abs(0.25 - 0.16) + 0.12)
     assert out["tv_distance"] == pytest.approx(tv)
-    scores = model.score(pd.DataFrame({"symbol": np.array([0, 1], dtype=np.int64)}))
+    scores = model.score(pa.table({"symbol": np.array([0, 1], dtype=np.int64)}))
     assert scores[0] == pytest.approx(math.log(0.75)) and scores[1] == -np.inf
-    assert set(model.sample(1000, np.random.default_rng(0))["symbol"]) == {0, 2}
+    assert set(model.sample(1000, np.random.default_rng(0))["symbol"].to_pylist()) == {0, 2}
     with pytest.raises(ValueError, match="0..3"):
-        model.fit(pd.DataFrame({"symbol": np.array([4], dtype=np.int64)}))
+        model.fit(pa.table({"symbol": np.array([4], dtype=np.int64)}))
 
 
 def test_linear_regression_fit_and_score():
     _, truth, model, train, test = fitted("linear_regression", n=2000)
     np.testing.assert_allclose(truth.coef_, np.ones(3) / math.sqrt(3))
+    train, test = train.to_pandas(), test.to_pandas()
     x, y = train[["x0", "x1", "x2"]].to_numpy(), train["y"].to_numpy()
     np.testing.assert_allclose(model.coef_, np.linalg.lstsq(x, y, rcond=None)[0], rtol=1e-12)
     assert model.noise_std == 0.5
     resid = test["y"].to_numpy() - test[["x0", "x1", "x2"]].to_numpy() @ model.coef_
-    np.testing.assert_allclose(model.score(test), scipy.stats.norm(0, 0.5).logpdf(resid))
-    out = linear_regression.evaluate(model, truth, test, test)
+    arrow_test = pa.Table.from_pandas(test, preserve_index=False)
+    np.testing.assert_allclose(model.score(arrow_test), scipy.stats.norm(0, 0.5).logpdf(resid))
+    out = linear_regression.evaluate(model, truth, arrow_test, arrow_test)
     assert out["excess_risk"] == pytest.approx(((model.coef_ - truth.coef_) ** 2).sum())
-    draws = model.sample(20000, np.random.default_rng(1))
+    draws = model.sample(20000, np.random.default_rng(1)).to_pandas()
     noise = draws["y"] - draws[["x0", "x1", "x2"]].to_numpy() @ model.coef_
     assert noise.std() == pytest.approx(0.5, rel=0.02)
 

@@ -192,3 +192,18 @@ def test_temporary_files_never_land_among_the_outputs(tmp_path):
 )
 def test_job_of_path(path, job):
     assert job_of_path(path) == job
+
+
+def test_generation_keys_are_the_digest_of_their_material():
+    """Keys.generation assembles the canonical JSON from parts serialised once per run;
+    it must equal the digest of the full material, chained through every parent."""
+    from modelcollapse.keys import digest
+
+    params = validate(copy.deepcopy(TINY_PARAMS))
+    for run in params.runs:
+        fast, slow = Keys(params), Keys(params)
+        parent = None
+        for g in range(12):
+            material = {**slow.generation_material_base(run), "generation": g, "parent": parent}
+            parent = digest(material)
+            assert fast.generation(run, g) == parent, (run, g)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from modelcollapse import io
+from modelcollapse import io, tables
 from modelcollapse.config import family_schema
 from modelcollapse.families import get_family, lm
 from modelcollapse.neural import text
@@ -111,7 +111,7 @@ def test_tokenizer_sees_the_training_split_only(tmp_path):
     description = io.read_json(origin)
     assert {d["split"] for d in description["documents"].values()} == set(text.SPLITS)
     assert description["tokenizer"]["md5"] == md5(tmp_path / "human" / "tokenizer.json")
-    assert all(len(r) == 64 and r.dtype == np.int32 for r in pool["tokens"])
+    assert all(len(r) == 64 and r.dtype == np.int32 for r in tables.rows(pool, "tokens", np.int32))
     assert len(test) > 0
 
 
@@ -129,7 +129,7 @@ def test_prepared_human_data_are_byte_identical(tmp_path):
             tmp_path / "b/data/human/src" / name
         )
     pool = io.read_table(tmp_path / "a/data/human/src/pool.parquet")
-    assert len(pool) == 200 and set(pool["source"]) == {"human"}
+    assert len(pool) == 200 and set(pool["source"].to_pylist()) == {"human"}
 
 
 # --- metrics -----------------------------------------------------------------------
@@ -211,7 +211,7 @@ def decode(model, prompts, **kwargs):
     ],
 )
 def test_kv_cache_generation_equals_recomputation(fitted, corpus_rows, kwargs):
-    prompts = lm.rows_matrix(corpus_rows[1]["tokens"])[:6]
+    prompts = lm.rows_matrix(corpus_rows[1])[:6]
     runs = [
         decode(
             fitted, prompts, use_cache=cache, generator=torch.Generator().manual_seed(0), **kwargs
@@ -222,7 +222,7 @@ def test_kv_cache_generation_equals_recomputation(fitted, corpus_rows, kwargs):
 
 
 def test_one_beam_and_top_k_one_are_greedy(fitted, corpus_rows):
-    prompts = lm.rows_matrix(corpus_rows[1]["tokens"])[:8]
+    prompts = lm.rows_matrix(corpus_rows[1])[:8]
     greedy = decode(fitted, prompts, strategy="greedy")
     np.testing.assert_array_equal(decode(fitted, prompts, strategy="beam", num_beams=1), greedy)
     top1 = decode(fitted, prompts, strategy="sample", top_k=1, generator=torch.Generator())
@@ -232,7 +232,7 @@ def test_one_beam_and_top_k_one_are_greedy(fitted, corpus_rows):
 
 
 def test_beam_search_finds_likelier_continuations_than_greedy(fitted, corpus_rows):
-    prompts = lm.rows_matrix(corpus_rows[1]["tokens"])[:8]
+    prompts = lm.rows_matrix(corpus_rows[1])[:8]
 
     def loglik(cont):
         full = torch.from_numpy(np.concatenate([prompts, cont], axis=1))[:, -32:]
@@ -243,7 +243,7 @@ def test_beam_search_finds_likelier_continuations_than_greedy(fitted, corpus_row
 
 
 def test_repetition_penalty_lowers_repetition(fitted, corpus_rows):
-    prompts = lm.rows_matrix(corpus_rows[1]["tokens"])[:16]
+    prompts = lm.rows_matrix(corpus_rows[1])[:16]
     plain = decode(fitted, prompts, strategy="greedy")
     penalized = decode(fitted, prompts, strategy="greedy", repetition_penalty=1.5)
     assert text.repetition_rate(list(plain)) > 0.2  # a tiny greedy model loops
@@ -351,5 +351,5 @@ def test_replace_collapses_and_real_data_slows_it(tmp_path):
     ref = pd.read_csv(wf / "results/lm_replace/metrics.csv")["ref_perplexity_median"].to_numpy()
     assert ref[-1] < ref[0]
     samples = io.read_table(wf / "data/runs/lm_replace/gen_0003/samples.parquet")
-    assert {"tokens", "ref_perplexity", "source", "model_md5"} <= set(samples.columns)
+    assert {"tokens", "ref_perplexity", "source", "model_md5"} <= set(samples.column_names)
     assert (wf / "results/lm_replace/figures/snapshots_ref_perplexity.png").is_file()

@@ -3,10 +3,9 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from modelcollapse import io
+from modelcollapse import io, tables
 from modelcollapse.config import make_run_settings
 from modelcollapse.ensemble import RegimeComposer
 from modelcollapse.manifest import (
@@ -26,23 +25,21 @@ POOL = 1000
 @pytest.fixture
 def root(tmp_path):
     """A human pool and, per generation, samples whose values encode their origin."""
-    pool = pd.DataFrame({"x0": np.arange(POOL, dtype=float)})
+    pool = tables.from_columns({"x0": np.arange(POOL, dtype=float)})
     io.write_table(
         human_file("h", "pool.parquet", tmp_path),
-        pool.assign(source="human", origin_generation=np.int64(-1), origin_md5="t"),
+        tables.with_columns(pool, source="human", origin_generation=np.int64(-1), origin_md5="t"),
     )
     return tmp_path
 
 
 def write_samples(root, generation):
     values = 10_000.0 * (generation + 1) + np.arange(N)
-    frame = pd.DataFrame(
-        {
-            "x0": values,
-            "source": "synthetic",
-            "origin_generation": np.int64(generation),
-            "model_md5": "m",
-        }
+    frame = tables.with_columns(
+        tables.from_columns({"x0": values}),
+        source="synthetic",
+        origin_generation=np.int64(generation),
+        model_md5="m",
     )
     io.write_table(gen_file("run", generation, "samples.parquet", root), frame)
 
@@ -83,7 +80,7 @@ def test_to_ranges_compresses_consecutive_rows():
 
 def test_generation_zero_trains_on_first_n_human_rows(root):
     (m0,) = build_chain(root, "replace", 1)
-    data = load_training_set(m0, root)
+    data = load_training_set(m0, root).to_pandas()
     assert data["x0"].tolist() == list(range(N))
     assert set(data["source"]) == {"human"}
     assert data["origin_md5"].iloc[0] == io.file_md5(human_file("h", "pool.parquet", root))
@@ -91,7 +88,7 @@ def test_generation_zero_trains_on_first_n_human_rows(root):
 
 def test_replace_trains_on_previous_samples_only(root):
     manifests = build_chain(root, "replace", 4)
-    data = load_training_set(manifests[3], root)
+    data = load_training_set(manifests[3], root).to_pandas()
     assert origins(data) == {2: N}
     assert data["x0"].tolist() == list(30_000.0 + np.arange(N))
 
@@ -102,7 +99,7 @@ def test_mix_and_fresh_take_real_fraction_from_humans(root, regime):
     k = real_row_count(N, 0.3)
     human_values = []
     for g in range(1, 5):
-        data = load_training_set(manifests[g], root)
+        data = load_training_set(manifests[g], root).to_pandas()
         assert origins(data) == {-1: k, g - 1: N - k}
         human_values.append(sorted(data.loc[data.source == "human", "x0"]))
     if regime == "fresh":  # never reused: consecutive unused pool rows after gen 0's N
@@ -114,7 +111,7 @@ def test_mix_and_fresh_take_real_fraction_from_humans(root, regime):
 
 def test_accumulate_keeps_everything_and_manifests_stay_small(root):
     manifests = build_chain(root, "accumulate", 30)
-    data = load_training_set(manifests[29], root)
+    data = load_training_set(manifests[29], root).to_pandas()
     assert len(data) == 30 * N
     assert origins(data) == {-1: N, **{g: N for g in range(29)}}
     sizes = [len(json.dumps(m)) for m in manifests[2:]]
@@ -125,7 +122,7 @@ def test_accumulate_subsample_draws_n_distinct_rows_from_accumulated_pool(root):
     manifests = build_chain(root, "accumulate_subsample", 12)
     seen = set()
     for g in range(1, 12):
-        data = load_training_set(manifests[g], root)
+        data = load_training_set(manifests[g], root).to_pandas()
         assert len(data) == N
         assert not data.duplicated(["origin_generation", "x0"]).any()
         assert data["origin_generation"].max() <= g - 1
@@ -215,7 +212,7 @@ def test_single_chain_and_ensemble_compose_the_same_training_sets(root, regime, 
     )
     previous = None
     for g in range(generations):
-        single = load_training_set(manifests[g], root)["x0"].to_numpy()
+        single = tables.column(load_training_set(manifests[g], root), "x0")
         batched = composer.training_set(g, previous)[0, :, 0]
         assert _origin_counts(single) == _origin_counts(batched), (regime, g)
         synthetic = np.sort(single[single >= 10_000])

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from modelcollapse import budget
@@ -28,53 +26,11 @@ from modelcollapse.checks import (  # noqa: F401  (re-exported: the rules and te
 from modelcollapse.families import get_family, known_families, schema_path
 from modelcollapse.families.base import _read_schema, schema_defaults
 from modelcollapse.regimes import NEEDS_REAL_FRACTION, real_row_count
-from modelcollapse.settings import NOT_GENERATION_KEYS, RunSettings  # noqa: F401
+from modelcollapse.settings import NOT_GENERATION_KEYS, Params, RunSettings  # noqa: F401
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "params.schema.yaml"
 # Keys of a human source that only a known truth takes (a corpus fixes its own sizes).
 TRUTH_ONLY_KEYS = ("pool_size", "test_size")
-
-
-@dataclass(frozen=True)
-class Params:
-    """A validated params.yaml."""
-
-    runs: dict[str, RunSettings]
-    human: dict[str, dict[str, Any]]
-    report: dict[str, Any] = field(default_factory=dict)
-    # How much a job may hold (limits.job_memory_mb): checked, never part of a result.
-    limits: dict[str, Any] = field(default_factory=dict)
-
-    def run(self, run_id: str) -> RunSettings:
-        if run_id not in self.runs:
-            raise ConfigError(f"unknown run {run_id!r}; params.yaml defines {sorted(self.runs)}")
-        return self.runs[run_id]
-
-    def generation_settings(self, run_id: str) -> dict[str, Any]:
-        """The JSON form of what a generation's artifacts depend on (what they record)."""
-        return self.run(run_id).generation_dict()
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (the Snakefile hands it to every job)."""
-        return {
-            "runs": {run: settings.to_dict() for run, settings in self.runs.items()},
-            "human": copy.deepcopy(self.human),
-            "report": copy.deepcopy(self.report),
-            "limits": dict(self.limits),
-        }
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> Params:
-        """Rebuild validated params from :meth:`to_dict`'s form (no validation)."""
-        return cls(
-            runs={run: RunSettings.from_dict(s) for run, s in values["runs"].items()},
-            human=dict(values["human"]),
-            report=dict(values["report"]),
-            limits=dict(values["limits"]),
-        )
-
-    def human_source(self, run_id: str) -> dict[str, Any]:
-        return self.human[self.run(run_id).human]
 
 
 @cache
@@ -98,13 +54,19 @@ def _is_integer(_checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
-)
+@cache
+def _validator_class() -> Any:
+    """Draft 2020-12 with Python's notion of an integer (jsonschema is imported here:
+    a job handed validated settings never pays for it)."""
+    import jsonschema
+
+    return jsonschema.validators.extend(
+        jsonschema.Draft202012Validator,
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    )
 
 
-def _message(error: jsonschema.ValidationError) -> str:
+def _message(error: Any) -> str:  # a jsonschema.ValidationError
     value = error.instance
     if isinstance(value, float) and value.is_integer():
         return f"{error.message} (a whole number is meant: write {int(value)}, not {value})"
@@ -112,7 +74,7 @@ def _message(error: jsonschema.ValidationError) -> str:
 
 
 def _check(instance: Any, schema: Mapping[str, Any], prefix: str, source: str) -> None:
-    validator = _Validator(schema)
+    validator = _validator_class()(schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from modelcollapse.regimes import NEEDS_REAL_FRACTION, REGIMES, real_row_count
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FRAME_COLUMNS = ("generation", "metric", "mean", "median", "std")
 
@@ -234,6 +236,8 @@ def batched_categorical(probs: np.ndarray, n: int, rng: np.random.Generator) -> 
 
 def ensemble_frame(metrics: dict[str, np.ndarray]) -> pd.DataFrame:
     """Summarise ``{metric: (G, K)}`` per generation: mean, median, std (ddof=1)."""
+    import pandas as pd  # the ensemble step's table; the generation step never loads it
+
     parts = []
     for name in sorted(metrics):
         values = np.asarray(metrics[name], dtype=float)

@@ -54,17 +54,12 @@ def family_module(family: str) -> str:
     return registered(family)
 
 
-@cache
-def _roots() -> frozenset[str]:
-    """Top-level packages whose modules count: this one and every registered family's."""
-    from modelcollapse.families import family_module as registered
-    from modelcollapse.families import known_families
-
-    return frozenset({PACKAGE, *(registered(f).partition(".")[0] for f in known_families())})
-
-
-def _in_scope(name: str) -> bool:
-    return name.partition(".")[0] in _roots()
+def _scope(entries: Iterable[str]) -> frozenset[str]:
+    """The top-level packages a closure follows: this package and those of its entry
+    modules (a family registered by another package brings that package in). Looking
+    no further than the entries keeps a job from scanning every installed package's
+    entry points to fingerprint a built-in family's step."""
+    return frozenset({PACKAGE, *(e.partition(".")[0] for e in entries)})
 
 
 # The package that runs the steps is the one this module belongs to.
@@ -73,9 +68,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 @cache
 def _origin(name: str) -> Path | None:
-    """The source file of package module ``name``, or None if there is none."""
-    if not _in_scope(name):
-        return None
+    """The source file of module ``name`` (of this package or a family's), or None."""
     if name.partition(".")[0] != PACKAGE:  # a registered family's package
         try:
             spec = importlib.util.find_spec(name)
@@ -210,11 +203,12 @@ def _is_module(name: str) -> bool:
 @cache
 def closure(entries: tuple[str, ...]) -> tuple[str, ...]:
     """Every module of the package the ``entries`` can run, with their parent packages."""
+    scope = _scope(entries)
     seen: set[str] = set()
     pending = list(entries)
     while pending:
         name = pending.pop()
-        if name in seen or not _in_scope(name):
+        if name in seen or name.partition(".")[0] not in scope:
             continue
         if not _is_module(name):
             # ``from pkg import name``: a function or class of pkg, or a lazy export.
@@ -236,9 +230,9 @@ def closure(entries: tuple[str, ...]) -> tuple[str, ...]:
 Families = str | tuple[str, ...] | None
 
 
-def step_modules(step: str, family: Families = None) -> tuple[str, ...]:
-    """The modules step ``step`` runs: with the family's module for a family step (the
-    report, which reads every run, takes the tuple of the study's families)."""
+def step_entries(step: str, family: Families = None) -> tuple[str, ...]:
+    """The modules step ``step`` starts from: with the family's module for a family step
+    (the report, which reads every run, takes the tuple of the study's families)."""
     if step not in STEP_ENTRIES:
         raise KeyError(f"unknown step {step!r}; known: {sorted(STEP_ENTRIES)}")
     entries = STEP_ENTRIES[step]
@@ -247,7 +241,12 @@ def step_modules(step: str, family: Families = None) -> tuple[str, ...]:
             raise ValueError(f"step {step!r} runs a family: name it")
         families = (family,) if isinstance(family, str) else tuple(sorted(set(family)))
         entries = (*entries, *map(family_module, families))
-    return closure(tuple(entries))
+    return tuple(entries)
+
+
+def step_modules(step: str, family: Families = None) -> tuple[str, ...]:
+    """Every module step ``step`` can run (:func:`closure` of its entries)."""
+    return closure(step_entries(step, family))
 
 
 @cache
@@ -261,8 +260,9 @@ def step_fingerprint(step: str, family: Families = None) -> str:
 
 def unexpected_modules(loaded: Iterable[str], step: str, family: Families = None) -> list[str]:
     """Package modules a step loaded that its fingerprint does not cover (should be none)."""
-    allowed = set(step_modules(step, family))
-    return sorted(m for m in loaded if _in_scope(m) and m not in allowed)
+    entries = step_entries(step, family)
+    allowed, scope = set(closure(entries)), _scope(entries)
+    return sorted(m for m in loaded if m.partition(".")[0] in scope and m not in allowed)
 
 
 @contextlib.contextmanager

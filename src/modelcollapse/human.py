@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from modelcollapse import io
+from modelcollapse import io, tables
 from modelcollapse.families import get_family
 from modelcollapse.families.base import Family
 from modelcollapse.manifest import PROVENANCE_COLUMNS
@@ -50,8 +50,8 @@ def prepare_human(
             test = truth.sample(spec["test_size"], rng)
         origin_md5 = io.file_md5(origin)
         for name, frame in (("pool.parquet", pool), ("test.parquet", test)):
-            frame = frame.assign(
-                source="human", origin_generation=np.int64(-1), origin_md5=origin_md5
+            frame = tables.with_columns(
+                frame, source="human", origin_generation=np.int64(-1), origin_md5=origin_md5
             )
             io.write_table(out_dir / name, frame)
         md5s = {p.name: io.file_md5(p) for p in sorted(out_dir.iterdir()) if p.is_file()}
@@ -68,5 +68,6 @@ def load_truth(fam: Family, source: str, root: str | Path = ".") -> Any:
     return fam.load_model(human_file(source, "truth.safetensors", root))
 
 
-def data_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in PROVENANCE_COLUMNS and c != "model_md5"]
+def data_columns(table: pa.Table) -> list[str]:
+    """A table's columns less the provenance columns the pipeline adds."""
+    return [c for c in table.column_names if c not in PROVENANCE_COLUMNS and c != "model_md5"]

@@ -26,10 +26,10 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
-# pyarrow (and pandas, which to_pandas imports) load when a table is read or written:
-# reading params.yaml and checkpoints does not pay for them.
+# pyarrow loads when a table is read or written: reading params.yaml and checkpoints
+# does not pay for it.
 
 
 class ArtifactError(RuntimeError):
@@ -133,20 +133,18 @@ def file_md5(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def write_table(path: str | os.PathLike, frame: pd.DataFrame) -> None:
-    """Write a DataFrame as Parquet, byte-identically for identical content."""
-    import pyarrow as pa
+def write_table(path: str | os.PathLike, table: pa.Table) -> None:
+    """Write an Arrow table (modelcollapse.tables) as Parquet, byte-identically for
+    identical content: no schema metadata, no statistics, zstd."""
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    # Pandas metadata embeds library versions only; keep the schema but drop it so
-    # the file depends on the data and the pyarrow writer alone.
     table = table.replace_schema_metadata(None)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", write_statistics=False)
 
 
-def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet artifact as an Arrow table (``columns``: only those)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -154,7 +152,9 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
     if not path.exists():
         raise ArtifactError(f"missing artifact: {path}")
     try:
-        return pq.read_table(path, columns=columns).to_pandas()
+        # ParquetFile, not read_table: the dataset layer behind read_table imports pandas.
+        with pq.ParquetFile(path) as parquet:
+            return parquet.read(columns=columns)
     except (pa.ArrowException, OSError) as exc:
         raise ArtifactError(f"corrupt Parquet artifact {path}: {exc}") from exc
 

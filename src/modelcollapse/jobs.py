@@ -12,13 +12,17 @@ steps one job each.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from modelcollapse.config import Params, check_prepared_pools
+from modelcollapse import io
 from modelcollapse.fingerprint import covered, step_fingerprint
 from modelcollapse.keys import Keys
+from modelcollapse.settings import Params
 
 log = logging.getLogger("modelcollapse")
 
@@ -36,6 +40,8 @@ def generation_job(params: Params, run: str, generation: int, keys: Keys | None 
     if generation == 0:
         # A real corpus fixes its pool size once prepared: check the whole run fits
         # before training anything.
+        from modelcollapse.config import check_prepared_pools
+
         check_prepared_pools(params, runs=[run])
     key = (keys or Keys(params)).generation(run, generation)
     code = step_fingerprint("generation", settings.family)
@@ -85,6 +91,7 @@ def chain_job(params: Params, run: str, progress: bool = True) -> list[int]:
     ``generations`` only adds generations."""
     from tqdm import tqdm
 
+    from modelcollapse.config import check_prepared_pools
     from modelcollapse.plan import Planner
 
     check_prepared_pools(params, runs=[run])  # before any generation is trained
@@ -127,3 +134,65 @@ STAGES: dict[str, tuple[Callable[..., Any], str | None, str]] = {
     "figures": (figures_job, "run", "logs/{name}/figures.log"),
     "report": (report_job, None, "logs/report.log"),
 }
+
+
+# -- Snakemake's jobs: one command line each (rules/*.smk) ---------------------------
+
+# Where the Snakefile leaves the validated settings for its jobs (scratch space).
+STUDY_DIR = ".modelcollapse/study"
+
+# Snakemake job -> (job, the positional ids it takes).
+SNAKEMAKE_JOBS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
+    "human": (human_job, ("source",)),
+    "generation": (generation_job, ("run", "generation")),
+    "metrics": (metrics_job, ("run",)),
+    "ensemble": (ensemble_job, ("run",)),
+    "figures": (figures_job, ("run",)),
+    "report": (report_job, ()),
+}
+
+
+def write_study(params: Params, root: str | Path = ".") -> Path:
+    """The validated settings as JSON under ``.modelcollapse/study/``, named by their
+    hash, for the jobs of one Snakemake invocation (``--study``): a job reads them in
+    milliseconds instead of validating params.yaml again, and settings given with
+    ``--config`` reach it. Content-addressed, so concurrent invocations never clash."""
+    # Not sorted: the order of runs and sources in params.yaml is the report's order.
+    text = json.dumps(params.to_dict(), indent=1, allow_nan=False) + "\n"
+    path = Path(root) / STUDY_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.json"
+    if not path.is_file():
+        io.write_text(path, text)
+    return path
+
+
+def main(argv: list[str]) -> int:
+    """``python scripts/job.py STEP [ID [GENERATION]] --study FILE --log FILE``: one
+    Snakemake job. Nothing but this module, the step's own code and the settings file
+    is loaded (no Snakemake, no schema validation): a statistical generation computes
+    in milliseconds, so a job's start-up is most of its time (benchmarks/bench_workflow.py)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="scripts/job.py", description=main.__doc__)
+    parser.add_argument("step", choices=sorted(SNAKEMAKE_JOBS))
+    parser.add_argument("ids", nargs="*")
+    parser.add_argument("--study", required=True, help="settings file written by the Snakefile")
+    parser.add_argument("--log", required=True)
+    args = parser.parse_args(argv)
+    job, names = SNAKEMAKE_JOBS[args.step]
+    if len(args.ids) != len(names):
+        parser.error(f"{args.step} takes {len(names)} id(s): {' '.join(names) or 'none'}")
+    from modelcollapse.logs import setup_logging
+
+    setup_logging(args.log)
+    try:
+        values = json.loads(Path(args.study).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise io.ArtifactError(
+            f"settings file {args.study} (written by the Snakefile): {exc}; "
+            "run snakemake again to write it"
+        ) from None
+    ids: list[Any] = [
+        int(v) if n == "generation" else v for n, v in zip(names, args.ids, strict=True)
+    ]
+    job(Params.from_dict(values), *ids)
+    return 0

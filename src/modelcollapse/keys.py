@@ -60,25 +60,56 @@ class Keys:
         return digest(self.human_material(source))
 
     # -- generations
-    def generation_material(self, run: str, generation: int) -> dict[str, Any]:
+    def generation_material_base(self, run: str) -> dict[str, Any]:
+        """What every generation of ``run`` shares in its material."""
         settings = self.params.run(run)
         return {
             "step": "generation",
             "version": KEY_VERSION,
             "run": run,
-            "generation": generation,
             "settings": settings.generation_dict(),
             "human": self.params.human[settings.human],
             "code": step_fingerprint("generation", settings.family),
+        }
+
+    def generation_material(self, run: str, generation: int) -> dict[str, Any]:
+        return {
+            **self.generation_material_base(run),
+            "generation": generation,
             "parent": self.generation(run, generation - 1) if generation > 0 else None,
         }
 
     def generation(self, run: str, generation: int) -> str:
-        """Generation ``generation``'s key (the chain is extended iteratively)."""
+        """Generation ``generation``'s key (the chain is extended iteratively):
+        ``digest(generation_material(run, generation))``, with the canonical JSON of
+        the parts every generation of the run shares serialised once (a
+        2000-generation run's keys are computed at every Snakefile parse)."""
         chain = self._generation.setdefault(run, [])
-        while len(chain) <= generation:
-            chain.append(digest(self.generation_material(run, len(chain))))
+        if len(chain) <= generation:
+            head, tail = self._generation_text(run)
+            while len(chain) <= generation:
+                g = len(chain)
+                parent = json.dumps(chain[g - 1] if g > 0 else None)
+                text = f"{head}{g}{tail[0]}{parent}{tail[1]}"
+                chain.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
         return chain[generation]
+
+    def _generation_text(self, run: str) -> tuple[str, tuple[str, str]]:
+        """The canonical JSON of generation_material around its two varying values
+        (``generation`` and ``parent``; keys sorted: code, generation, human, parent,
+        run, settings, step, version)."""
+        material = self.generation_material_base(run)
+
+        def dump(value: Any) -> str:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+        head = '{"code":' + dump(material["code"]) + ',"generation":'
+        middle = ',"human":' + dump(material["human"]) + ',"parent":'
+        end = (
+            ',"run":' + dump(run) + ',"settings":' + dump(material["settings"])
+            + ',"step":"generation","version":' + dump(KEY_VERSION) + "}"
+        )  # fmt: skip
+        return head, (middle, end)
 
     # -- per-run results
     def metrics_material(self, run: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from modelcollapse import io
+from modelcollapse import io, tables
 from modelcollapse.families import get_family
 from modelcollapse.human import data_columns, load_truth
 from modelcollapse.lineage.ledger import record_generation
@@ -78,7 +78,7 @@ def run_generation(
         # The human data's columns: synthetic rows may carry annotations besides them.
         test = io.read_table(human_file(settings.human, "test.parquet", root))
         columns = data_columns(test)
-        model.fit(train[columns])
+        model.fit(train.select(columns))
         model_path = gen_file(run, generation, "model.safetensors", root)
         io.write_json(gen_file(run, generation, "train.json", root), manifest)
         model.save(
@@ -94,7 +94,7 @@ def run_generation(
         sample_kwargs = {}
         if fam.needs_prompts:
             pool = io.read_table(human_file(settings.human, "pool.parquet", root))
-            sample_kwargs["prompts"] = pool.iloc[:n][data_columns(pool)]
+            sample_kwargs["prompts"] = pool.slice(0, n).select(data_columns(pool))
         samples = model.sample(n, np.random.default_rng(sample_seq), **sample_kwargs)
         eval_kwargs = {}
         if fam.annotate_samples is not None:
@@ -105,14 +105,15 @@ def run_generation(
             )
             samples = fam.annotate_samples(samples, reference)
             eval_kwargs["reference"] = reference
-        samples = samples.assign(
+        samples = tables.with_columns(
+            samples,
             source="synthetic",
             origin_generation=np.int64(generation),
             model_md5=cached_md5(model_path),
         )
         io.write_table(gen_file(run, generation, "samples.parquet", root), samples)
         metrics = fam.evaluate(
-            model, truth, test[columns], samples[data_columns(samples)], **eval_kwargs
+            model, truth, test.select(columns), samples.select(data_columns(samples)), **eval_kwargs
         )
     metrics = {
         "generation": generation,

@@ -21,6 +21,7 @@ and content hashes of what they read in the ledger record; the other steps in a 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,8 @@ from typing import Any
 from modelcollapse import io
 from modelcollapse.config import Params
 from modelcollapse.keys import Keys
-from modelcollapse.lineage.ledger import LedgerError, head_path, read_record, record_path
-from modelcollapse.paths import GEN_FILES, REPORT_DIR, gen_file, human_dir, results_dir
+from modelcollapse.lineage.ledger import LEDGER_DIR, LedgerError, head_path, read_record
+from modelcollapse.paths import GEN_DIR, GEN_FILES, REPORT_DIR, gen_tag, human_dir, results_dir
 from modelcollapse.stamps import read_stamp, stamp_path
 
 FRESH, STALE, MISSING = "fresh", "stale", "missing"
@@ -114,11 +115,17 @@ class Planner:
         self._cache: dict[tuple, Status] = {}
         self._generations: dict[str, list[Status]] = {}
         self._human_md5s: dict[str, dict[str, str]] = {}
+        # Paths as strings: thousands of generations make pathlib's objects the cost.
+        self._root = os.fspath(self.root)
 
     # ------------------------------------------------------------ reading
+    def _gen_file(self, run: str, generation: int, name: str) -> str:
+        return os.path.join(self._root, GEN_DIR.format(run=run, gen=gen_tag(generation)), name)
+
     def record(self, run: str, generation: int) -> dict[str, Any] | None:
+        path = os.path.join(self._root, LEDGER_DIR, run, f"gen_{gen_tag(generation)}.json")
         try:
-            return read_record(record_path(run, generation, self.root))
+            return read_record(path)
         except LedgerError:
             return None
 
@@ -179,7 +186,7 @@ class Planner:
         return statuses[generation]
 
     def _missing_outputs(self, run: str, generation: int) -> list[str]:
-        return [n for n in GEN_FILES if not gen_file(run, generation, n, self.root).exists()]
+        return [n for n in GEN_FILES if not os.path.exists(self._gen_file(run, generation, n))]
 
     def generation_local(self, run: str, generation: int) -> Status:
         """Whether the generation's files are what its key and its inputs *now* say
@@ -197,7 +204,7 @@ class Planner:
             recorded = _recorded_generation_material(record)
             return Status(STALE, explain(recorded, self.keys.generation_material(run, generation)))
         try:
-            model_json = io.read_json(gen_file(run, generation, "model.json", self.root))
+            model_json = io.read_json(self._gen_file(run, generation, "model.json"))
             model_key = model_json["extra"]["key"]
         except (io.ArtifactError, KeyError, TypeError):
             model_key = None

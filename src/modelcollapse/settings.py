@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # Settings a generation's artifacts do not depend on: changing them must not
@@ -74,3 +74,47 @@ class RunSettings:
         given["options"] = dict(given["options"])
         given["plot_generations"] = tuple(given["plot_generations"])
         return cls(**given)
+
+
+@dataclass(frozen=True)
+class Params:
+    """A validated params.yaml."""
+
+    runs: dict[str, RunSettings]
+    human: dict[str, dict[str, Any]]
+    report: dict[str, Any] = field(default_factory=dict)
+    # How much a job may hold (limits.job_memory_mb): checked, never part of a result.
+    limits: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, run_id: str) -> RunSettings:
+        if run_id not in self.runs:
+            from modelcollapse.checks import ConfigError
+
+            raise ConfigError(f"unknown run {run_id!r}; params.yaml defines {sorted(self.runs)}")
+        return self.runs[run_id]
+
+    def generation_settings(self, run_id: str) -> dict[str, Any]:
+        """The JSON form of what a generation's artifacts depend on (what they record)."""
+        return self.run(run_id).generation_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the Snakefile hands it to every job)."""
+        return {
+            "runs": {run: settings.to_dict() for run, settings in self.runs.items()},
+            "human": copy.deepcopy(self.human),
+            "report": copy.deepcopy(self.report),
+            "limits": dict(self.limits),
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Params:
+        """Rebuild validated params from :meth:`to_dict`'s form (no validation)."""
+        return cls(
+            runs={run: RunSettings.from_dict(s) for run, s in values["runs"].items()},
+            human=dict(values["human"]),
+            report=dict(values["report"]),
+            limits=dict(values["limits"]),
+        )
+
+    def human_source(self, run_id: str) -> dict[str, Any]:
+        return self.human[self.run(run_id).human]

@@ -26,11 +26,11 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from modelcollapse import io  # noqa: E402
+from modelcollapse import io, tables  # noqa: E402
 from modelcollapse.paths import gen_file, human_file  # noqa: E402
 
 if TYPE_CHECKING:
@@ -43,14 +43,14 @@ TRUTH_COLOR, MODEL_COLOR, SAMPLE_COLOR = "black", "tab:orange", "tab:blue"
 Title = Callable[[str], str]
 
 
-def _features(frame: pd.DataFrame) -> list[str]:
-    names = [str(c) for c in frame.columns if re.fullmatch(r"x\d+", str(c))]
+def _features(table: pa.Table) -> list[str]:
+    names = [str(c) for c in table.column_names if re.fullmatch(r"x\d+", str(c))]
     return sorted(names, key=lambda c: int(c[1:]))
 
 
 def _density(model: Any, points: np.ndarray, columns: list[str]) -> np.ndarray:
     """``exp(model.score(points))``; 0 where the model gives no mass."""
-    logp = np.asarray(model.score(pd.DataFrame(points, columns=columns)), dtype=float)
+    logp = np.asarray(model.score(tables.from_matrix(points, columns)), dtype=float)
     return np.exp(np.where(np.isnan(logp), -np.inf, logp))
 
 
@@ -74,20 +74,20 @@ def _panels(count: int, width: float, height: float) -> tuple[Figure, list[Axes]
     return fig, flat[:count]
 
 
-Snapshot = tuple[int, Any, pd.DataFrame]  # generation, fitted model, its samples
+Snapshot = tuple[int, Any, pa.Table]  # generation, fitted model, its samples
 
 
-def histogram_snapshots(
-    snaps: list[Snapshot], truth: Any, test: pd.DataFrame, title: Title
-) -> Figure:
+def histogram_snapshots(snaps: list[Snapshot], truth: Any, test: pa.Table, title: Title) -> Figure:
     """1-D: histograms of each generation's samples with the true and fitted densities."""
-    lo, hi = _span([test["x0"].to_numpy(float)] + [s["x0"].to_numpy(float) for _, _, s in snaps])
+    lo, hi = _span(
+        [tables.column(test, "x0", float)] + [tables.column(s, "x0", float) for _, _, s in snaps]
+    )
     edges = np.linspace(lo, hi, 61)
     xs = np.linspace(lo, hi, 400)
     true_pdf = _density(truth, xs[:, None], ["x0"])
     fig, axes = _panels(len(snaps), 3.2, 2.8)
     for ax, (g, model, samples) in zip(axes, snaps, strict=True):
-        x = samples["x0"].to_numpy(float)
+        x = tables.column(samples, "x0", float)
         ax.hist(
             x, bins=edges.tolist(), density=True, color=SAMPLE_COLOR, alpha=0.55, label="samples"
         )
@@ -103,13 +103,12 @@ def histogram_snapshots(
     return fig
 
 
-def density_snapshots(
-    snaps: list[Snapshot], truth: Any, test: pd.DataFrame, title: Title
-) -> Figure:
+def density_snapshots(snaps: list[Snapshot], truth: Any, test: pa.Table, title: Title) -> Figure:
     """2-D: the fitted density (filled contours), the truth's contours (dashed), samples."""
     cols = ["x0", "x1"]
     spans = [
-        _span([test[c].to_numpy(float)] + [s[c].to_numpy(float) for _, _, s in snaps]) for c in cols
+        _span([tables.column(test, c, float)] + [tables.column(s, c, float) for _, _, s in snaps])
+        for c in cols
     ]
     gx, gy = (np.linspace(lo, hi, 120) for lo, hi in spans)
     mesh = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
@@ -130,7 +129,7 @@ def density_snapshots(
             linestyles="dashed",
             linewidths=0.7,
         )
-        shown = samples[cols].to_numpy(float)[:400]
+        shown = tables.matrix(samples, cols)[:400]
         ax.scatter(shown[:, 0], shown[:, 1], s=2, color=MODEL_COLOR, alpha=0.6, lw=0)
         ax.set_xlim(*spans[0])
         ax.set_ylim(*spans[1])
@@ -141,13 +140,13 @@ def density_snapshots(
     return fig
 
 
-def num_symbols(truth: Any, test: pd.DataFrame) -> int:
+def num_symbols(truth: Any, test: pa.Table) -> int:
     """The alphabet's size: the truth's probability vector, else the test symbols."""
     if hasattr(truth, "probs_"):
         return int(np.asarray(truth.probs_).shape[-1])
     if getattr(truth, "num_symbols", None):
         return int(truth.num_symbols)
-    return int(test["symbol"].max()) + 1
+    return int(tables.column(test, "symbol").max()) + 1
 
 
 def symbol_probabilities(model: Any, size: int) -> np.ndarray:
@@ -156,7 +155,7 @@ def symbol_probabilities(model: Any, size: int) -> np.ndarray:
 
 
 def probability_snapshots(
-    snaps: list[Snapshot], truth: Any, test: pd.DataFrame, title: Title
+    snaps: list[Snapshot], truth: Any, test: pa.Table, title: Title
 ) -> Figure:
     """Categorical: each generation's probabilities, symbols ranked by the truth, log y."""
     size = num_symbols(truth, test)

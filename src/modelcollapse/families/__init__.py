@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from modelcollapse.families.base import Family, builtin_schema
@@ -29,6 +28,8 @@ BUILTIN: dict[str, str] = {
 @cache
 def _external() -> dict[str, str]:
     """Families other packages register: name -> "module:attribute"."""
+    from importlib.metadata import entry_points  # scans every installed package: on demand
+
     found: dict[str, str] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         if point.name in BUILTIN:

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
+from modelcollapse import tables
 from modelcollapse.ensemble import BatchedFamily, batched_categorical, equivalent_to_replace
 from modelcollapse.families.base import Estimator, Family, builtin_schema
 
@@ -35,7 +36,7 @@ class Model(Estimator):
         self.num_symbols = num_symbols
         self.random_state = random_state
 
-    def fit(self, data: pd.DataFrame) -> Self:
+    def fit(self, data: pa.Table) -> Self:
         symbols = _symbols(data, int(self.num_symbols))
         if len(symbols) == 0:
             raise ValueError("cannot fit a categorical on zero rows")
@@ -43,22 +44,20 @@ class Model(Estimator):
         self.probs_ = counts / counts.sum()
         return self
 
-    def sample(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    def sample(self, n: int, rng: np.random.Generator) -> pa.Table:
         self._check_fitted()
         draws = batched_categorical(self.probs_[None, :], n, rng)[0]
-        return pd.DataFrame({COLUMN: draws.astype(np.int64)})
+        return tables.from_columns({COLUMN: draws.astype(np.int64)})
 
-    def score(self, data: pd.DataFrame) -> np.ndarray:
+    def score(self, data: pa.Table) -> np.ndarray:
         """``log probs_[symbol]`` per row (``-inf`` for a symbol the model lost)."""
         self._check_fitted()
         with np.errstate(divide="ignore"):
             return np.log(self.probs_[_symbols(data, len(self.probs_))])
 
 
-def _symbols(data: pd.DataFrame, num_symbols: int) -> np.ndarray:
-    if COLUMN not in data.columns:
-        raise ValueError(f"data lack column {COLUMN!r}")
-    symbols = data[COLUMN].to_numpy()
+def _symbols(data: pa.Table, num_symbols: int) -> np.ndarray:
+    symbols = tables.column(data, COLUMN)
     if not np.issubdtype(symbols.dtype, np.integer):
         raise ValueError(f"column {COLUMN!r} must hold integers")
     if len(symbols) and (symbols.min() < 0 or symbols.max() >= num_symbols):
@@ -112,9 +111,7 @@ def distribution_metrics(probs: np.ndarray, true_probs: np.ndarray) -> dict[str,
     }
 
 
-def evaluate(
-    model: Model, truth: Model, test: pd.DataFrame, samples: pd.DataFrame
-) -> dict[str, float]:
+def evaluate(model: Model, truth: Model, test: pa.Table, samples: pa.Table) -> dict[str, float]:
     model._check_fitted()
     return {k: float(v) for k, v in distribution_metrics(model.probs_, truth.probs_).items()}
 

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
+from modelcollapse import tables
 from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace
 from modelcollapse.families.base import Estimator, Family, builtin_schema
 
@@ -32,17 +33,16 @@ def feature_names(dim: int) -> list[str]:
     return [f"x{i}" for i in range(dim)]
 
 
-def features(data: pd.DataFrame, dim: int | None = None) -> np.ndarray:
+def features(data: pa.Table, dim: int | None = None) -> np.ndarray:
     """The ``x0..x{d-1}`` columns as a float64 ``(n, d)`` array (other columns ignored)."""
     if dim is None:
-        found = sorted(int(m.group(1)) for c in data.columns if (m := _FEATURE.fullmatch(str(c))))
+        found = sorted(
+            int(m.group(1)) for c in data.column_names if (m := _FEATURE.fullmatch(str(c)))
+        )
         dim = len(found)
         if dim == 0 or found != list(range(dim)):
-            raise ValueError(f"data need columns x0..x{{d-1}}, got {list(data.columns)}")
-    missing = [c for c in feature_names(dim) if c not in data.columns]
-    if missing:
-        raise ValueError(f"data lack columns {missing}")
-    return data[feature_names(dim)].to_numpy(dtype=np.float64)
+            raise ValueError(f"data need columns x0..x{{d-1}}, got {data.column_names}")
+    return tables.matrix(data, feature_names(dim))
 
 
 def psd_factor(cov: np.ndarray) -> np.ndarray:
@@ -99,7 +99,7 @@ class Model(Estimator):
         self.sample_scale = sample_scale
         self.random_state = random_state
 
-    def fit(self, data: pd.DataFrame) -> Self:
+    def fit(self, data: pa.Table) -> Self:
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator: expected one of {list(ESTIMATORS)}")
         x = features(data)
@@ -112,13 +112,13 @@ class Model(Estimator):
     def dim(self) -> int:
         return int(np.asarray(self.mean_).shape[0])
 
-    def sample(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    def sample(self, n: int, rng: np.random.Generator) -> pa.Table:
         self._check_fitted()
         factor = psd_factor(float(self.sample_scale) * self.covariance_)
         x = self.mean_ + rng.standard_normal((n, self.dim)) @ factor.T
-        return pd.DataFrame(x, columns=feature_names(self.dim))
+        return tables.from_matrix(x, feature_names(self.dim))
 
-    def score(self, data: pd.DataFrame) -> np.ndarray:
+    def score(self, data: pa.Table) -> np.ndarray:
         self._check_fitted()
         return gaussian_logpdf(features(data, self.dim), self.mean_, self.covariance_)
 
@@ -201,9 +201,7 @@ def _tail_share(samples: np.ndarray, truth: Model) -> np.ndarray:
     return ((z**2).sum(-1) > 9.0).mean(-1)
 
 
-def evaluate(
-    model: Model, truth: Model, test: pd.DataFrame, samples: pd.DataFrame
-) -> dict[str, float]:
+def evaluate(model: Model, truth: Model, test: pa.Table, samples: pa.Table) -> dict[str, float]:
     """The batched :func:`batched` ``measure`` on a batch of one, and the test NLL."""
     model._check_fitted()
     params = (model.mean_[None], model.covariance_[None])

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
+from modelcollapse import tables
 from modelcollapse.ensemble import BatchedFamily
 from modelcollapse.families.base import Estimator, Family, builtin_schema
 from modelcollapse.families.gaussian import feature_names, features
@@ -55,7 +56,7 @@ class Model(Estimator):
         self.n_init = n_init
         self.random_state = random_state
 
-    def fit(self, data: pd.DataFrame) -> Self:
+    def fit(self, data: pa.Table) -> Self:
         from sklearn.mixture import GaussianMixture  # heavy import: only jobs that fit pay
 
         x = features(data)
@@ -79,14 +80,14 @@ class Model(Estimator):
     def dim(self) -> int:
         return int(np.asarray(self.means_).shape[1])
 
-    def sample(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    def sample(self, n: int, rng: np.random.Generator) -> pa.Table:
         self._check_fitted()
-        return pd.DataFrame(
+        return tables.from_matrix(
             sample_rows(self.weights_[None], self.means_[None], self.covariances_[None], n, rng)[0],
-            columns=feature_names(self.dim),
+            feature_names(self.dim),
         )
 
-    def score(self, data: pd.DataFrame) -> np.ndarray:
+    def score(self, data: pa.Table) -> np.ndarray:
         self._check_fitted()
         x = features(data, self.dim)
         return mixture_logpdf(x, self.weights_, self.means_, self.covariances_)
@@ -146,9 +147,7 @@ def build_model(options: Mapping[str, Any], truth: Model, random_state: int) -> 
     )
 
 
-def evaluate(
-    model: Model, truth: Model, test: pd.DataFrame, samples: pd.DataFrame
-) -> dict[str, float]:
+def evaluate(model: Model, truth: Model, test: pa.Table, samples: pa.Table) -> dict[str, float]:
     """The test NLL, and the batched :func:`batched` ``measure`` on a batch of one."""
     model._check_fitted()
     params = (model.weights_[None], model.means_[None], model.covariances_[None])

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
+from modelcollapse import tables
 from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace
 from modelcollapse.families.base import Estimator, Family, builtin_schema
 from modelcollapse.families.gaussian import feature_names, features
@@ -34,7 +35,7 @@ class Model(Estimator):
         self.noise_std = noise_std
         self.random_state = random_state
 
-    def fit(self, data: pd.DataFrame) -> Self:
+    def fit(self, data: pa.Table) -> Self:
         x, y = features(data), _labels(data)
         if len(x) < x.shape[1]:
             raise ValueError(f"OLS needs at least {x.shape[1]} rows, got {len(x)}")
@@ -45,15 +46,15 @@ class Model(Estimator):
     def dim(self) -> int:
         return int(np.asarray(self.coef_).shape[0])
 
-    def sample(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    def sample(self, n: int, rng: np.random.Generator) -> pa.Table:
         self._check_fitted()
         x = rng.standard_normal((n, self.dim))
         y = x @ self.coef_ + float(self.noise_std) * rng.standard_normal(n)
-        frame = pd.DataFrame(x, columns=feature_names(self.dim))
-        frame["y"] = y
-        return frame
+        return tables.from_columns(
+            {**{name: x[:, i] for i, name in enumerate(feature_names(self.dim))}, "y": y}
+        )
 
-    def score(self, data: pd.DataFrame) -> np.ndarray:
+    def score(self, data: pa.Table) -> np.ndarray:
         """Conditional log-likelihood ``log N(y; x . coef_, noise_std^2)`` per row.
 
         The input density ``N(0, I)`` is fixed, not learned, so it is left out.
@@ -64,10 +65,8 @@ class Model(Estimator):
         return -0.5 * (resid**2 / var + math.log(2.0 * math.pi * var))
 
 
-def _labels(data: pd.DataFrame) -> np.ndarray:
-    if "y" not in data.columns:
-        raise ValueError("data lack column 'y'")
-    return data["y"].to_numpy(dtype=np.float64)
+def _labels(data: pa.Table) -> np.ndarray:
+    return tables.column(data, "y", np.float64)
 
 
 def memory_footprint(spec: Mapping[str, Any]) -> tuple[int, int]:
@@ -114,9 +113,7 @@ def build_model(options: Mapping[str, Any], truth: Model, random_state: int) -> 
     return Model(noise_std=float(truth.noise_std), random_state=random_state)
 
 
-def evaluate(
-    model: Model, truth: Model, test: pd.DataFrame, samples: pd.DataFrame
-) -> dict[str, float]:
+def evaluate(model: Model, truth: Model, test: pa.Table, samples: pa.Table) -> dict[str, float]:
     """``excess_risk = ||w_g - w*||^2`` (the excess squared risk, since E xx^T = I): the
     batched :func:`batched` ``measure`` on a batch of one."""
     model._check_fitted()

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
+from modelcollapse import tables
 from modelcollapse.families.base import Estimator, Family, builtin_schema
 from modelcollapse.neural import text, text_figures
 from modelcollapse.neural.text import Corpus, rows_matrix, token_frame
@@ -126,7 +127,7 @@ class Model(Estimator):
             raise ValueError("lm options: set steps or epochs")
         return max(1, math.ceil(float(self.epochs) * rows / int(self.batch_size)))
 
-    def fit(self, data: pd.DataFrame) -> Self:
+    def fit(self, data: pa.Table) -> Self:
         """A fresh module from the initialisation seed, trained on the rows
         (:func:`modelcollapse.neural.lm_torch.train`: AdamW, warm-up then cosine decay)."""
         import torch
@@ -134,7 +135,7 @@ class Model(Estimator):
         from modelcollapse.neural import lm_torch
         from modelcollapse.neural.torch_utils import torch_session
 
-        rows = torch.from_numpy(rows_matrix(data["tokens"]))
+        rows = torch.from_numpy(rows_matrix(data))
         steps, batch = self._num_steps(len(rows)), min(int(self.batch_size), len(rows))
         started = time.perf_counter()
         with torch_session(self.threads, self.device):
@@ -163,9 +164,7 @@ class Model(Estimator):
 
     # --- generation and scoring ---------------------------------------------------
 
-    def sample(
-        self, n: int, rng: np.random.Generator, prompts: pd.DataFrame | None = None
-    ) -> pd.DataFrame:
+    def sample(self, n: int, rng: np.random.Generator, prompts: pa.Table | None = None) -> pa.Table:
         """Continuations of the first ``n`` prompt rows, ``max_new_tokens`` tokens each."""
         import torch
 
@@ -179,7 +178,7 @@ class Model(Estimator):
         new = int(self.max_new_tokens or self.block_len)
         beams = int(self.num_beams) if self.decoding == "beam" else 1
         per_batch = max(1, int(self.generation_batch_size) // beams)
-        matrix = rows_matrix(prompts["tokens"].iloc[:n])
+        matrix = rows_matrix(prompts.slice(0, n))
         if (matrix < 0).any():
             raise ValueError("lm sample: prompts must have equal lengths")
         generator = torch.Generator(self.device).manual_seed(torch_seed(rng))
@@ -204,23 +203,23 @@ class Model(Estimator):
             "repetition_penalty": float(self.repetition_penalty),
         }
 
-    def token_logprobs(self, data: pd.DataFrame, batch_size: int = 256) -> np.ndarray:
+    def token_logprobs(self, data: pa.Table, batch_size: int = 256) -> np.ndarray:
         """``(rows, L - 1)`` log-probabilities of tokens 2..L; NaN at padding."""
         from modelcollapse.neural import lm_torch
         from modelcollapse.neural.torch_utils import torch_session
 
         self._check_fitted()
-        matrix = rows_matrix(data["tokens"])
+        matrix = rows_matrix(data)
         with torch_session(self.threads, self.device):
             module = self.module_.to(self.device).eval()
             logp = lm_torch.token_logprobs(module, matrix, batch_size, self.device)
         return np.where(matrix[:, 1:] < 0, np.nan, logp)
 
-    def score(self, data: pd.DataFrame) -> np.ndarray:
+    def score(self, data: pa.Table) -> np.ndarray:
         """Per-row log-likelihood (nats) of tokens 2..L given their predecessors."""
         return np.nansum(self.token_logprobs(data), axis=1)
 
-    def perplexity(self, data: pd.DataFrame) -> np.ndarray:
+    def perplexity(self, data: pa.Table) -> np.ndarray:
         """Per-row perplexity: ``exp`` of the mean negative log-probability of tokens 2..L."""
         return np.exp(-np.nanmean(self.token_logprobs(data), axis=1))
 
@@ -246,7 +245,7 @@ class Model(Estimator):
 
 def load_human(
     spec: dict[str, Any], out_dir: str | Path, rng: np.random.Generator
-) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+) -> tuple[pa.Table, pa.Table, Path]:
     """The corpus of ``human.<id>.data``, split by document, tokenized, in blocks
     (:func:`modelcollapse.neural.text.prepare_corpus`)."""
     return text.prepare_corpus(spec["data"], out_dir, rng, rare_mass=RARE_MASS)
@@ -276,27 +275,27 @@ def build_model(
     )
 
 
-def annotate_samples(samples: pd.DataFrame, reference: Model) -> pd.DataFrame:
+def annotate_samples(samples: pa.Table, reference: Model) -> pa.Table:
     """``ref_perplexity``: each synthetic row's perplexity under the generation-0 model."""
-    return samples.assign(ref_perplexity=reference.perplexity(samples))
+    return tables.with_columns(samples, ref_perplexity=reference.perplexity(samples))
 
 
 def evaluate(
     model: Model,
     truth: Corpus,
-    test: pd.DataFrame,
-    samples: pd.DataFrame,
+    test: pa.Table,
+    samples: pa.Table,
     reference: Model | None = None,
 ) -> dict[str, float]:
     """Test perplexity on the human test split; the samples' perplexity under the
     generation-0 model (mean, median, 95th percentile: the tail); distinct-n,
     repetition rate and the share of rare tokens (RARE_MASS) of the samples."""
     logp = model.token_logprobs(test)
-    if "ref_perplexity" in samples:
-        ref = samples["ref_perplexity"].to_numpy(float)
+    if "ref_perplexity" in samples.column_names:
+        ref = tables.column(samples, "ref_perplexity", np.float64)
     else:
         ref = (reference or model).perplexity(samples)
-    rows = [np.asarray(r) for r in samples["tokens"]]
+    rows = tables.rows(samples, "tokens", np.int32)
     return {
         "test_perplexity": float(np.exp(-np.nanmean(logp))),
         "ref_perplexity_mean": float(np.mean(ref)),

@@ -44,8 +44,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
+from modelcollapse import tables
 from modelcollapse.families.base import Estimator, Family, builtin_schema
 from modelcollapse.neural import digit_figures
 from modelcollapse.neural.digits import (
@@ -186,7 +187,7 @@ class Model(Estimator):
     def _shape(self) -> tuple[int, ...]:
         return tuple(int(v) for v in self.image_shape)
 
-    def fit(self, data: pd.DataFrame) -> Self:
+    def fit(self, data: pa.Table) -> Self:
         """Train a fresh VAE, initialised from ``init_seed`` (else ``random_state``),
         on the ``pixels`` column; ``random_state`` orders minibatches and draws noise."""
         x = _tools().to_tensor(pixels(data), self._shape())
@@ -216,24 +217,24 @@ class Model(Estimator):
         self.net_, self.loss_history_, self.train_rows_ = net, history, len(x)
         return self
 
-    def sample(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    def sample(self, n: int, rng: np.random.Generator) -> pa.Table:
         """Decoder means of ``z ~ N(0, I)`` (z drawn from ``rng``): ``n`` rows of pixels."""
         self._check_fitted()
         z = rng.standard_normal((n, int(self.latent_dim)), dtype=np.float32)
         with _net().torch_settings(self.threads):
             return image_frame(_net().decode_means(self.net_, _torch().from_numpy(z)))
 
-    def score(self, data: pd.DataFrame) -> np.ndarray:
+    def score(self, data: pa.Table) -> np.ndarray:
         """Per-row ELBO (nats; a lower bound on log p(x)), deterministic in data and weights."""
         self._check_fitted()
         x = _tools().to_tensor(pixels(data), self._shape())
         with _net().torch_settings(self.threads):
             return _net().elbo(self.net_, x, samples=self.elbo_samples, seed=0)
 
-    def encode(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def encode(self, data: pa.Table | np.ndarray) -> np.ndarray:
         """Posterior means ``(n, latent_dim)`` of images (a frame or a pixel array)."""
         self._check_fitted()
-        values = pixels(data) if isinstance(data, pd.DataFrame) else data
+        values = data if isinstance(data, np.ndarray) else pixels(data)
         with _net().torch_settings(self.threads):
             return _net().encode_means(self.net_, _tools().to_tensor(values, self._shape()))
 
@@ -264,37 +265,35 @@ def build_model(
 # --- per-row annotations and metrics ------------------------------------------------
 
 
-def annotate_samples(samples: pd.DataFrame, reference: Model) -> pd.DataFrame:
+def annotate_samples(samples: pa.Table, reference: Model) -> pa.Table:
     """Add the generation-0 model's view of each sample: ``ref_mu`` (its encoder's
     posterior mean, a list of ``latent_dim`` floats) and ``ref_elbo`` (its ELBO, nats)."""
     mu = reference.encode(samples)
-    return samples.assign(
-        **{
-            REF_MU: list(np.ascontiguousarray(mu, dtype=np.float32)),
-            REF_ELBO: reference.score(samples),
-        }
+    return tables.with_columns(
+        samples,
+        **{REF_MU: tables.list_array(mu, np.float32), REF_ELBO: reference.score(samples)},
     )
 
 
 def evaluate(
     model: Model,
     truth: ImageTruth,
-    test: pd.DataFrame,
-    samples: pd.DataFrame,
+    test: pa.Table,
+    samples: pa.Table,
     reference: Model | None = None,
 ) -> dict[str, float]:
     """The per-generation metrics of the module docstring."""
     ref = model if reference is None else reference
     xs, xt = pixels(samples), pixels(test)
-    if REF_MU in samples.columns and reference is not None:
-        mu_s = np.stack([np.asarray(v, dtype=np.float32) for v in samples[REF_MU].to_numpy()])
+    if REF_MU in samples.column_names and reference is not None:
+        mu_s = np.stack(tables.rows(samples, REF_MU, np.float32))
     else:
         mu_s = ref.encode(xs)
     mu_t = ref.encode(xt)
     out = _net().latent_spread(mu_s)
     out["test_neg_elbo"] = float(-model.score(test).mean())
-    if REF_ELBO in samples.columns and reference is not None:
-        out["sample_ref_neg_elbo"] = float(-samples[REF_ELBO].to_numpy(np.float64).mean())
+    if REF_ELBO in samples.column_names and reference is not None:
+        out["sample_ref_neg_elbo"] = float(-tables.column(samples, REF_ELBO, np.float64).mean())
     else:
         out["sample_ref_neg_elbo"] = float(-ref.score(samples).mean())
     m = min(len(xs), len(xt))

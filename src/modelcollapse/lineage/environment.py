@@ -10,9 +10,11 @@ computed once per process.
 from __future__ import annotations
 
 import functools
+import os
 import platform
+import re
 import subprocess
-from importlib import metadata
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -86,15 +88,43 @@ def code_version(code_dir: str | Path | None = None) -> dict[str, Any]:
 code_version.cache_clear = _code_version.cache_clear  # type: ignore[attr-defined]
 
 
+_DIST_INFO = re.compile(r"(?P<name>[^-]+)-(?P<version>[^-]+)\.dist-info")
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
 @functools.cache
 def _package_versions() -> dict[str, str | None]:
+    """Each package's version from the name of its ``.dist-info`` directory, the first
+    on ``sys.path`` as the import system finds it: a directory listing per path entry
+    instead of importlib.metadata, which every generation job would pay for (it reads
+    the metadata files); a package installed otherwise falls back to it."""
+    wanted = {_normalised(name): name for name in PACKAGES}
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
+    found: dict[str, str] = {}
+    for entry in sys.path:
         try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for item in names:
+            m = _DIST_INFO.fullmatch(item)
+            if m and (key := _normalised(m["name"])) in wanted and key not in found:
+                found[key] = m["version"]
+    for key, name in wanted.items():
+        out[name] = found.get(key) or _metadata_version(name)
     return out
+
+
+def _metadata_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def package_versions() -> dict[str, str | None]:

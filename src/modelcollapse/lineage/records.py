@@ -154,14 +154,15 @@ def read_record(path: str | Path, cached: bool = True) -> dict[str, Any]:
     ``cached`` reuses a record parsed earlier in this process while the file's
     size and mtime are unchanged; ``verify`` always reads afresh.
     """
-    path = Path(path)
-    if not path.exists():
-        raise LedgerError(f"missing ledger record: {path}")
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    name = os.fspath(path)
+    try:
+        st = os.stat(name)
+    except FileNotFoundError:
+        raise LedgerError(f"missing ledger record: {path}") from None
+    key = (os.path.abspath(name), st.st_size, st.st_mtime_ns)
     if cached and key in _record_cache:
         return _record_cache[key]
-    record = _read_object(path, "ledger record", REQUIRED_FIELDS)
+    record = _read_object(name, "ledger record", REQUIRED_FIELDS)
     _record_cache[key] = record
     return record
 

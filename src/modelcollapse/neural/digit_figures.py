@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelcollapse import io
+from modelcollapse import io, tables
 from modelcollapse.neural.digits import COLUMN, REF_MU, ImageTruth, pixels
 
 if TYPE_CHECKING:
@@ -51,9 +51,11 @@ def snapshot_figures(
     for g in gens:
         frame = io.read_table(gen_file(run, g, "samples.parquet", root))
         mu = (
-            np.stack([np.asarray(v) for v in frame[REF_MU].to_numpy()]) if REF_MU in frame else None
+            np.stack(tables.rows(frame, REF_MU, np.float32))
+            if REF_MU in frame.column_names
+            else None
         )
-        panels.append((f"generation {g}", pixels(frame.iloc[: cols * rows]), mu))
+        panels.append((f"generation {g}", pixels(frame.slice(0, cols * rows)), mu))
     fig, axes = plt.subplots(
         len(panels), 1, figsize=(8.0, 1.15 * len(panels) + 0.8), layout="constrained", squeeze=False
     )

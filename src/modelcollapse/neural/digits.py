@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
-from modelcollapse import io
+from modelcollapse import io, tables
 
 log = logging.getLogger("modelcollapse")
 
@@ -67,6 +67,8 @@ def mnist_5k_path() -> Path:
 
 
 def load_mnist_5k(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    import pandas as pd  # the CSV reader; only the human step reads the corpus
+
     path = Path(path) if path else mnist_5k_path()
     frame = pd.read_csv(path, header=None, dtype=np.int64)
     if frame.shape[1] != 785:
@@ -162,19 +164,18 @@ def stratified_split(
 # --- human data for the vae family ------------------------------------------------
 
 
-def pixels(frame: pd.DataFrame) -> np.ndarray:
+def pixels(table: pa.Table) -> np.ndarray:
     """The ``pixels`` column as a float32 ``(n, d)`` array."""
-    if COLUMN not in frame.columns:
-        raise ValueError(f"image data need a {COLUMN!r} column, got {list(frame.columns)}")
-    if len(frame) == 0:
+    if COLUMN not in table.column_names:
+        raise ValueError(f"image data need a {COLUMN!r} column, got {table.column_names}")
+    if table.num_rows == 0:
         raise ValueError("no images")
-    return np.stack([np.asarray(v, dtype=np.float32) for v in frame[COLUMN].to_numpy()])
+    return np.stack(tables.rows(table, COLUMN, np.float32))
 
 
-def image_frame(values: np.ndarray) -> pd.DataFrame:
+def image_frame(values: np.ndarray) -> pa.Table:
     """Rows of float32 pixel lists in [0, 1]."""
-    values = np.ascontiguousarray(values, dtype=np.float32)
-    return pd.DataFrame({COLUMN: list(values)})
+    return tables.from_columns({COLUMN: tables.list_array(values, np.float32)})
 
 
 def _package_relative(path: Path) -> str:
@@ -188,7 +189,7 @@ def _package_relative(path: Path) -> str:
 
 def load_human(
     spec: dict[str, Any], out_dir: str | Path, rng: np.random.Generator
-) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+) -> tuple[pa.Table, pa.Table, Path]:
     """Stratified train (pool) / test split of the source; writes source.json and
     labels.parquet (the classes of pool and test rows, kept out of the data)."""
     data = spec["data"]
@@ -200,9 +201,9 @@ def load_human(
     out_dir = Path(out_dir)
     io.write_table(
         out_dir / LABELS,
-        pd.DataFrame(
+        tables.from_columns(
             {
-                "split": ["pool"] * len(train) + ["test"] * len(test),
+                "split": np.array(["pool"] * len(train) + ["test"] * len(test)),
                 "label": np.concatenate([labels[train], labels[test]]).astype(np.int64),
             }
         ),
@@ -247,8 +248,9 @@ class ImageTruth:
 
     @functools.cached_property
     def pool_labels(self) -> np.ndarray:
-        frame = io.read_table(self.human_dir / LABELS)
-        return frame.loc[frame["split"] == "pool", "label"].to_numpy(np.int64)
+        table = io.read_table(self.human_dir / LABELS)
+        pool = tables.column(table, "split") == "pool"
+        return tables.column(table, "label", np.int64)[pool]
 
 
 def load_truth(human_dir: str | Path) -> ImageTruth:

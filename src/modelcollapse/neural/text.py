@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from modelcollapse import io
+from modelcollapse import io, tables
 from modelcollapse.io import ArtifactError
 
 SPLITS = ("train", "validation", "test")
@@ -145,18 +145,20 @@ def to_blocks(ids: np.ndarray, block_len: int) -> np.ndarray:
 # --- blocks of tokens: the lm family's rows --------------------------------------------
 
 
-def rows_matrix(tokens: pd.Series) -> np.ndarray:
-    """Token rows as an int64 matrix, right-padded with -100 (ignored) if ragged."""
-    rows = [np.asarray(r, dtype=np.int64) for r in tokens]
-    width = max(len(r) for r in rows)
+def rows_matrix(data: pa.Table) -> np.ndarray:
+    """The ``tokens`` rows of a table as an int64 matrix, right-padded with -100
+    (ignored) if ragged."""
+    rows = tables.rows(data, "tokens", np.int64)
+    width = max((len(r) for r in rows), default=0)
     out = np.full((len(rows), width), -100, dtype=np.int64)
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
 
 
-def token_frame(rows: np.ndarray | list[np.ndarray]) -> pd.DataFrame:
-    return pd.DataFrame({"tokens": [np.asarray(r, dtype=np.int32) for r in rows]})
+def token_frame(rows: np.ndarray | list[np.ndarray]) -> pa.Table:
+    """Token rows as a table of one ``tokens`` column (lists of int32)."""
+    return tables.from_columns({"tokens": tables.list_array(rows, np.int32)})
 
 
 @dataclass
@@ -173,7 +175,7 @@ class Corpus:
 
 def prepare_corpus(
     data: dict[str, Any], out_dir: str | Path, rng: np.random.Generator, rare_mass: float
-) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+) -> tuple[pa.Table, pa.Table, Path]:
     """Corpus -> documents split by play/file -> tokenizer (train split only) -> blocks.
 
     Writes tokenizer.json, validation.parquet and source.json (corpus files and md5s,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelcollapse import io
+from modelcollapse import io, tables
 from modelcollapse.neural.text import Corpus
 
 if TYPE_CHECKING:
@@ -34,9 +34,11 @@ def snapshot_figures(
     if not gens:
         return {}
     values = {
-        g: io.read_table(gen_file(run, g, "samples.parquet", root), ["ref_perplexity"])[
-            "ref_perplexity"
-        ].to_numpy(float)
+        g: tables.column(
+            io.read_table(gen_file(run, g, "samples.parquet", root), ["ref_perplexity"]),
+            "ref_perplexity",
+            np.float64,
+        )
         for g in gens
     }
     finite = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values.values()])

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
+from modelcollapse import tables
 from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace
 from modelcollapse.families.base import Estimator, Family
 from modelcollapse.settings import RunSettings
@@ -34,21 +35,21 @@ class Model(Estimator):
     def __init__(self, *, random_state: Any = None) -> None:
         self.random_state = random_state
 
-    def fit(self, data: pd.DataFrame) -> Self:
-        counts = data[COLUMN].to_numpy(np.float64)
+    def fit(self, data: pa.Table) -> Self:
+        counts = tables.column(data, COLUMN, np.float64)
         if counts.size == 0:
             raise ValueError("cannot fit a Poisson rate on zero rows")
         self.rate_ = np.array([counts.mean()])
         return self
 
-    def sample(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    def sample(self, n: int, rng: np.random.Generator) -> pa.Table:
         self._check_fitted()
-        return pd.DataFrame({COLUMN: rng.poisson(self.rate_[0], n).astype(np.int64)})
+        return tables.from_columns({COLUMN: rng.poisson(self.rate_[0], n).astype(np.int64)})
 
-    def score(self, data: pd.DataFrame) -> np.ndarray:
+    def score(self, data: pa.Table) -> np.ndarray:
         """``log P(count)`` per row; a collapsed model (rate 0) gives -inf to counts > 0."""
         self._check_fitted()
-        k = data[COLUMN].to_numpy(np.float64)
+        k = tables.column(data, COLUMN, np.float64)
         rate = float(self.rate_[0])
         log_factorial = np.array([math.lgamma(v + 1.0) for v in k])
         if rate == 0.0:
@@ -70,9 +71,7 @@ def _measure(truth: Model, rate: np.ndarray) -> dict[str, np.ndarray]:
     return {"rate": rate, "rate_sq_error": (rate - truth.rate_[0]) ** 2}
 
 
-def evaluate(
-    model: Model, truth: Model, test: pd.DataFrame, samples: pd.DataFrame
-) -> dict[str, float]:
+def evaluate(model: Model, truth: Model, test: pa.Table, samples: pa.Table) -> dict[str, float]:
     return {k: float(v[0]) for k, v in _measure(truth, model.rate_).items()}
 
 
