@@ -170,27 +170,20 @@ def job_mem_mb(wildcards):
 
 
 def generation_inputs(wildcards):
-    """Everything generation g reads: the human source and every earlier generation's
-    files it reads (g - 1; every earlier one for the accumulate regimes; generation 0's
-    model for a family that scores against it)."""
+    """Generation 0 waits for the human data, generation g for generation g - 1: one
+    edge per job. What a generation reads beyond it (the human pool, every earlier
+    generation under the accumulate regimes, generation 0's model) is upstream of that
+    edge, and the planner marks a generation stale whenever any of it is rebuilt, so
+    more edges would order nothing. They would cost: a 2000-generation run is 2000 jobs
+    for Snakemake to match, and the accumulate regimes would declare G^2 / 2 inputs."""
     run, g = wildcards.run, gen_index(wildcards)
-    settings = PARAMS.run(run)
     status = PLANNER.generation(run, g)
-    inputs = {"human": edges(status, human_dir_of(run))}
-    if g > 0:
-        reads = range(g) if settings.regime in ("accumulate", "accumulate_subsample") else [g - 1]
-        inputs["samples"] = edges(status, [gen_path_of(run, j, "samples.parquet") for j in reads])
-        inputs["train"] = edges(status, [gen_path_of(run, j, "train.json") for j in reads])
-        if family_of(run).needs_reference:
-            inputs["reference"] = edges(status, gen_path_of(run, 0, "model.safetensors"))
+    if g == 0:
+        inputs = {"human": edges(status, human_dir_of(run))}
+    else:
+        inputs = {"previous": edges(status, gen_path_of(run, g - 1, "samples.parquet"))}
     inputs["rebuild"] = rebuild_flag(status, f"generation/{run}/{g:04d}")
     return inputs
-
-
-def family_of(run):
-    from modelcollapse.families import get_family
-
-    return get_family(PARAMS.run(run).family)
 
 
 def step_inputs(step, run, **paths):

@@ -13,7 +13,6 @@ rule generation:
         metrics=gen_path("metrics.json"),
     params:
         study=STUDY,
-        generation=gen_index,
     conda:
         CONDA_ENV
     log:
@@ -22,5 +21,5 @@ rule generation:
     resources:
         mem_mb=job_mem_mb,
     shell:
-        job_command("generation", "wildcards.run", "params.generation")
+        job_command("generation", "wildcards.run", "wildcards.gen")
 

@@ -44,6 +44,7 @@ class Keys:
     def __init__(self, params: Params) -> None:
         self.params = params
         self._generation: dict[str, list[str]] = {}
+        self._generation_texts: dict[str, tuple[str, tuple[str, str]]] = {}
 
     # -- human data
     def human_material(self, source: str) -> dict[str, Any]:
@@ -86,7 +87,9 @@ class Keys:
         2000-generation run's keys are computed at every Snakefile parse)."""
         chain = self._generation.setdefault(run, [])
         if len(chain) <= generation:
-            head, tail = self._generation_text(run)
+            if run not in self._generation_texts:
+                self._generation_texts[run] = self._generation_text(run)
+            head, tail = self._generation_texts[run]
             while len(chain) <= generation:
                 g = len(chain)
                 parent = json.dumps(chain[g - 1] if g > 0 else None)

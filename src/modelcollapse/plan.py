@@ -170,18 +170,19 @@ class Planner:
         while len(statuses) <= generation:
             g = len(statuses)
             source = self.params.run(run).human
-            if not self.human(source).fresh:
-                status = Status(STALE, f"its human data {source} will be rebuilt")
-            elif g > 0 and not statuses[g - 1].fresh:
-                status = Status(STALE, f"generation {g - 1} will be rebuilt")
-            else:
-                status = self.generation_local(run, g)
-            if status.state != MISSING and self.forced("generation", run, g):
-                status = Status(STALE, "forced")
             missing = self._missing_outputs(run, g)
-            if missing:  # a rebuild for both reasons is reported as the missing files
+            if missing:  # a rebuild for several reasons is reported as the missing files
                 partial = len(missing) < len(GEN_FILES)
                 status = Status(MISSING, f"missing {', '.join(missing)}", partial)
+            else:
+                if not self.human(source).fresh:
+                    status = Status(STALE, f"its human data {source} will be rebuilt")
+                elif g > 0 and not statuses[g - 1].fresh:
+                    status = Status(STALE, f"generation {g - 1} will be rebuilt")
+                else:
+                    status = self._as_recorded(run, g)
+                if self.forced("generation", run, g):
+                    status = Status(STALE, "forced")
             statuses.append(status)
         return statuses[generation]
 
@@ -196,6 +197,10 @@ class Planner:
         if missing:
             partial = len(missing) < len(GEN_FILES)
             return Status(MISSING, f"missing {', '.join(missing)}", partial)
+        return self._as_recorded(run, generation)
+
+    def _as_recorded(self, run: str, generation: int) -> Status:
+        """generation_local for a generation whose files are all present."""
         record = self.record(run, generation)
         expected = self.keys.generation(run, generation)
         if record is None:
