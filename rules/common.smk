@@ -197,7 +197,7 @@ def step_inputs(step, run, **paths):
 def metrics_inputs(wildcards):
     run = wildcards.run
     gens = range(PARAMS.run(run).generations)
-    return step_inputs("metrics", run, metrics=[gen_file(run, g, "metrics.json") for g in gens])
+    return step_inputs("metrics", run, metrics=[gen_path_of(run, g, "metrics.json") for g in gens])
 
 
 def ensemble_inputs(wildcards):
