@@ -91,7 +91,7 @@ def main() -> None:
         prepare_human("plays", validate(params(args)).human["plays"], root)
         print(f"prepare human data (tokenizer, blocks): {time.perf_counter() - started:.1f}s")
         pool = read_table(root / "data/human/plays/pool.parquet", ["tokens"])
-        rows = lm.rows_matrix(pool["tokens"])[: args.rows]
+        rows = lm.rows_matrix(pool)[: args.rows]
         truth = lm.load_truth(root / "data/human/plays")
         model = lm.build_model(settings.options, truth, 0, init_seed=0)
         torch.set_num_threads(args.threads)
