@@ -690,6 +690,35 @@ def test_mermaid_and_dot_name_every_artifact(study, tmp_path, capsys):
         subprocess.run(["dot", "-Tsvg"], input=dot, text=True, check=True, capture_output=True)
 
 
+def test_export_limited_to_runs_and_a_window_of_generations(study, capsys):
+    """A diagram that fits a pull request: --run and --generations START:STOP."""
+    full = build_graph(records_of(["accsub"], study))
+    rc, mermaid, _ = cli(
+        capsys, "export", "--run", "accsub", "--generations", "1:3", "-f", "mermaid",
+        "--root", str(study),
+    )  # fmt: skip
+    assert rc == 0
+    window = build_graph(records_of(["accsub"], study, range(1, 3)))
+    checkpoints = [p for p, n in window.nodes.items() if n["kind"] == "Checkpoint"]
+    assert sorted(checkpoints) == [f"data/runs/accsub/gen_000{g}/model.safetensors" for g in (1, 2)]
+    for g in range(5):
+        md5 = load_record("accsub", g, study)["artifacts"]["model.safetensors"]["md5"][:8]
+        assert (md5 in mermaid) == (g in (1, 2)), g
+    assert len(mermaid.splitlines()) < len(export("mermaid", ["accsub"], study).splitlines())
+    assert len(window.edges) < len(full.edges)
+    # dot keeps the edges from what the window read outside it (generation 0's samples)
+    dot = export("dot", ["accsub"], study, range(1, 3))
+    assert '"data/runs/accsub/gen_0000/samples.parquet" -> ' in dot
+    # one generation; bad windows and unknown runs are refused with their names
+    assert cli(capsys, "export", "accsub", "--generations", "4", "--root", str(study))[0] == 0
+    rc, _, err = cli(capsys, "export", "--generations", "3:1", "--root", str(study))
+    assert rc == 2 and "3:1" in err and "no generation" in err
+    rc, _, err = cli(capsys, "export", "--generations", "a:b", "--root", str(study))
+    assert rc == 2 and "START:STOP" in err
+    rc, _, err = cli(capsys, "export", "--run", "nope", "--root", str(study))
+    assert rc == 2 and "'nope' has no ledger records" in err
+
+
 # ------------------------------------------------------------- diff and summary
 
 

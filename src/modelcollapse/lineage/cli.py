@@ -9,7 +9,7 @@ from pathlib import Path
 from modelcollapse import io
 from modelcollapse.lineage.audit import verify
 from modelcollapse.lineage.chain import show
-from modelcollapse.lineage.graph import FORMATS, export
+from modelcollapse.lineage.graph import FORMATS, export, parse_generations
 from modelcollapse.lineage.history import diff, diff_text
 
 
@@ -35,7 +35,13 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    text = export(args.format, args.runs or None, args.root)
+    runs = [*args.runs, *(args.run or [])] or None
+    try:
+        window = parse_generations(args.generations) if args.generations else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = export(args.format, runs, args.root, window)
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -82,6 +88,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = cmds.add_parser("export", parents=[common], help="PROV-JSON, mermaid or dot")
     p.add_argument("runs", nargs="*", help="runs to export (default: all)")
+    p.add_argument("--run", action="append", metavar="RUN", help="a run to export (repeatable)")
+    p.add_argument(
+        "--generations",
+        metavar="START:STOP",
+        help="only these generations, as a Python slice (0:3 is 0, 1 and 2), or one G",
+    )
     p.add_argument("--format", "-f", choices=FORMATS, default="prov-json")
     p.add_argument("--output", "-o", help="write to FILE instead of stdout")
     p.set_defaults(func=_export)

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from prov.model import ProvDocument
 
-from modelcollapse.lineage.records import ledger_records, ledger_runs, read_record
+from modelcollapse.lineage.records import LedgerError, ledger_records, ledger_runs, read_record
 
 NAMESPACE = ("mc", "urn:modelcollapse:")
 FORMATS = ("prov-json", "mermaid", "dot")
@@ -45,9 +45,41 @@ class Graph:
             self.edges.append((src, dst, label))
 
 
-def records_of(runs: list[str] | None, root: str | Path = ".") -> dict[str, list[dict]]:
+def parse_generations(text: str) -> range:
+    """``START:STOP`` as a Python slice (STOP excluded; either side may be left out) or
+    one generation ``G``: the window ``lineage export --generations`` keeps."""
+    start, sep, stop = text.partition(":")
+    try:
+        first = int(start) if start.strip() else 0
+        last = (int(stop) if stop.strip() else 1 << 62) if sep else first + 1
+    except ValueError:
+        raise ValueError(
+            f"--generations {text!r}: expected START:STOP (e.g. 0:3, generations 0, 1 and 2) "
+            "or one generation"
+        ) from None
+    if first < 0 or last <= first:
+        raise ValueError(f"--generations {text!r}: the window holds no generation")
+    return range(first, last)
+
+
+def records_of(
+    runs: list[str] | None, root: str | Path = ".", generations: range | None = None
+) -> dict[str, list[dict]]:
+    """Every ledger record of ``runs`` (default: every run in the ledger), in order;
+    only those in ``generations`` if given. A run without a record is an error."""
     runs = list(runs) if runs else ledger_runs(root)
-    return {run: [read_record(p) for p in ledger_records(run, root).values()] for run in runs}
+    out = {}
+    for run in runs:
+        paths = ledger_records(run, root)
+        if not paths:
+            known = ", ".join(ledger_runs(root)) or "none"
+            raise LedgerError(f"run {run!r} has no ledger records under {root}; runs: {known}")
+        out[run] = [
+            read_record(p)
+            for g, p in sorted(paths.items())
+            if generations is None or g in generations
+        ]
+    return out
 
 
 def build_graph(records: dict[str, list[dict]]) -> Graph:
@@ -206,11 +238,19 @@ def to_dot(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export(fmt: str, runs: list[str] | None = None, root: str | Path = ".") -> str:
-    """The text of ``lineage export --format FMT`` for ``runs`` (default: all)."""
+def export(
+    fmt: str,
+    runs: list[str] | None = None,
+    root: str | Path = ".",
+    generations: range | None = None,
+) -> str:
+    """The text of ``lineage export --format FMT`` for ``runs`` (default: all) and the
+    ``generations`` window (default: all). An artifact outside the window that a
+    generation inside read stays an edge's source: dot and PROV name it, mermaid draws
+    only what is inside."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    graph = build_graph(records_of(runs, root))
+    graph = build_graph(records_of(runs, root, generations))
     if fmt == "prov-json":
         # Without a destination, serialize returns the text (typed str | None).
         return cast(str, to_prov(graph).serialize(format="json", indent=2)) + "\n"
