@@ -22,7 +22,8 @@ from modelcollapse.config import validate as validate_params
 from modelcollapse.dvcsync import WorkflowLock, WorkflowLocked, commit_to_dvc, is_dvc_repo
 from modelcollapse.jobs import write_study
 from modelcollapse.keys import Keys
-from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, gen_tag, job_of_path
+from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, job_of_path
+from modelcollapse.paths import gen_path as generation_file  # a string (thousands of jobs)
 from modelcollapse.plan import Planner, describe
 
 SETTINGS_SOURCE = "params.yaml (with --config overrides)"
@@ -132,11 +133,6 @@ def results_path(name):
     return os.path.join(RESULTS_DIR, name)
 
 
-def gen_path_of(run, generation, name):
-    """A generation's file as a string (thousands of generations: no pathlib objects)."""
-    return f"{GEN_DIR.format(run=run, gen=gen_tag(generation))}/{name}"
-
-
 def gen_index(wildcards):
     return int(wildcards.gen)
 
@@ -181,7 +177,7 @@ def generation_inputs(wildcards):
     if g == 0:
         inputs = {"human": edges(status, human_dir_of(run))}
     else:
-        inputs = {"previous": edges(status, gen_path_of(run, g - 1, "samples.parquet"))}
+        inputs = {"previous": edges(status, generation_file(run, g - 1, "samples.parquet"))}
     inputs["rebuild"] = rebuild_flag(status, f"generation/{run}/{g:04d}")
     return inputs
 
@@ -197,7 +193,7 @@ def step_inputs(step, run, **paths):
 def metrics_inputs(wildcards):
     run = wildcards.run
     gens = range(PARAMS.run(run).generations)
-    return step_inputs("metrics", run, metrics=[gen_path_of(run, g, "metrics.json") for g in gens])
+    return step_inputs("metrics", run, metrics=[generation_file(run, g, "metrics.json") for g in gens])
 
 
 def ensemble_inputs(wildcards):

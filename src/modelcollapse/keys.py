@@ -29,10 +29,14 @@ if TYPE_CHECKING:
 KEY_VERSION = 1
 
 
+def canonical(value: Any) -> str:
+    """The canonical JSON of ``value``: sorted keys, no whitespace, no NaN."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def digest(material: Any) -> str:
-    """sha256 of the canonical JSON of ``material`` (sorted keys, no whitespace)."""
-    text = json.dumps(material, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """sha256 of the canonical JSON of ``material``."""
+    return hashlib.sha256(canonical(material).encode("utf-8")).hexdigest()
 
 
 # ------------------------------------------------------------------ materials
@@ -103,14 +107,11 @@ class Keys:
         run, settings, step, version)."""
         material = self.generation_material_base(run)
 
-        def dump(value: Any) -> str:
-            return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-        head = '{"code":' + dump(material["code"]) + ',"generation":'
-        middle = ',"human":' + dump(material["human"]) + ',"parent":'
+        head = '{"code":' + canonical(material["code"]) + ',"generation":'
+        middle = ',"human":' + canonical(material["human"]) + ',"parent":'
         end = (
-            ',"run":' + dump(run) + ',"settings":' + dump(material["settings"])
-            + ',"step":"generation","version":' + dump(KEY_VERSION) + "}"
+            ',"run":' + canonical(run) + ',"settings":' + canonical(material["settings"])
+            + ',"step":"generation","version":' + canonical(KEY_VERSION) + "}"
         )  # fmt: skip
         return head, (middle, end)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -37,6 +38,13 @@ def gen_dir(run: str, generation: int, root: str | Path = ".") -> Path:
 
 def gen_file(run: str, generation: int, name: str, root: str | Path = ".") -> Path:
     return gen_dir(run, generation, root) / name
+
+
+def gen_path(run: str, generation: int, name: str, root: str = "") -> str:
+    """:func:`gen_file` as a string: where thousands of generations are listed (the
+    planner, the Snakefile's inputs), pathlib's objects are most of the cost. Without
+    ``root``, relative and without a leading ``./`` (as Snakemake wants its paths)."""
+    return os.path.join(root, GEN_DIR.format(run=run, gen=gen_tag(generation)), name)
 
 
 def results_dir(run: str, root: str | Path = ".") -> Path:

@@ -31,7 +31,7 @@ from modelcollapse import io
 from modelcollapse.config import Params
 from modelcollapse.keys import Keys
 from modelcollapse.lineage.ledger import LEDGER_DIR, LedgerError, head_path, read_record
-from modelcollapse.paths import GEN_DIR, GEN_FILES, REPORT_DIR, gen_tag, human_dir, results_dir
+from modelcollapse.paths import GEN_FILES, REPORT_DIR, gen_path, gen_tag, human_dir, results_dir
 from modelcollapse.stamps import read_stamp, stamp_path
 
 FRESH, STALE, MISSING = "fresh", "stale", "missing"
@@ -119,9 +119,6 @@ class Planner:
         self._root = os.fspath(self.root)
 
     # ------------------------------------------------------------ reading
-    def _gen_file(self, run: str, generation: int, name: str) -> str:
-        return os.path.join(self._root, GEN_DIR.format(run=run, gen=gen_tag(generation)), name)
-
     def record(self, run: str, generation: int) -> dict[str, Any] | None:
         path = os.path.join(self._root, LEDGER_DIR, run, f"gen_{gen_tag(generation)}.json")
         try:
@@ -187,7 +184,9 @@ class Planner:
         return statuses[generation]
 
     def _missing_outputs(self, run: str, generation: int) -> list[str]:
-        return [n for n in GEN_FILES if not os.path.exists(self._gen_file(run, generation, n))]
+        return [
+            n for n in GEN_FILES if not os.path.exists(gen_path(run, generation, n, self._root))
+        ]
 
     def generation_local(self, run: str, generation: int) -> Status:
         """Whether the generation's files are what its key and its inputs *now* say
@@ -209,7 +208,7 @@ class Planner:
             recorded = _recorded_generation_material(record)
             return Status(STALE, explain(recorded, self.keys.generation_material(run, generation)))
         try:
-            model_json = io.read_json(self._gen_file(run, generation, "model.json"))
+            model_json = io.read_json(gen_path(run, generation, "model.json", self._root))
             model_key = model_json["extra"]["key"]
         except (io.ArtifactError, KeyError, TypeError):
             model_key = None

@@ -21,8 +21,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-Table = pa.Table
-
 # Text columns are Arrow large_string, the type pandas 2 and later gave them: the
 # Parquet files keep the bytes they had when the tables were pandas frames.
 TEXT = pa.large_string()
