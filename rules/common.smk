@@ -161,6 +161,11 @@ def job_threads(wildcards):
     return PARAMS.run(wildcards.run).threads
 
 
+def job_priority(wildcards):
+    """Longest remaining chain first (RunSettings.priority; docs/architecture.md)."""
+    return PARAMS.run(wildcards.run).priority(int(wildcards.gen))
+
+
 def job_mem_mb(wildcards):
     return PARAMS.run(wildcards.run).mem_mb
 

@@ -18,6 +18,7 @@ rule generation:
     log:
         "logs/{run}/gen_{gen}.log",
     threads: job_threads
+    priority: job_priority
     resources:
         mem_mb=job_mem_mb,
     shell:
