@@ -166,6 +166,10 @@ def job_priority(wildcards):
     return PARAMS.run(wildcards.run).priority(int(wildcards.gen))
 
 
+def human_priority(wildcards):
+    return PARAMS.human_priority(wildcards.source)
+
+
 def job_mem_mb(wildcards):
     return PARAMS.run(wildcards.run).mem_mb
 

@@ -10,5 +10,6 @@ rule prepare_human:
         CONDA_ENV
     log:
         "logs/human/{source}.log",
+    priority: human_priority
     shell:
         job_command("human", "wildcards.source")

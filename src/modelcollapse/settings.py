@@ -140,3 +140,11 @@ class Params:
 
     def human_source(self, run_id: str) -> dict[str, Any]:
         return self.human[self.run(run_id).human]
+
+    def human_priority(self, source: str) -> int:
+        """Snakemake priority of preparing human source ``source``: above the first
+        generation of every run that starts from it (Snakemake does not pass a job's
+        priority to the jobs it waits for, and a source left at 0 would wait behind
+        every short chain that is already running)."""
+        waiting = [s.priority(0) for s in self.runs.values() if s.human == source]
+        return max(waiting, default=0) + 1
