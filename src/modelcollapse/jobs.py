@@ -183,7 +183,8 @@ def main(argv: list[str]) -> int:
         parser.error(f"{args.step} takes {len(names)} id(s): {' '.join(names) or 'none'}")
     from modelcollapse.logs import setup_logging
 
-    setup_logging(args.log)
+    context = " ".join(args.ids[:1] + [f"gen {g}" for g in args.ids[1:]])
+    setup_logging(args.log, context=f"{args.step} {context}".strip())
     try:
         values = json.loads(Path(args.study).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -127,7 +127,7 @@ class Model(Estimator):
         "threads",
         "random_state",
         "init_seed",
-    )  # ``progress`` (tqdm bars) is display only: not a parameter, not in checkpoints
+    )  # ``progress`` (log lines) is display only: not a parameter, not in checkpoints
 
     def __init__(
         self,

@@ -10,7 +10,6 @@ decoding are :mod:`modelcollapse.neural.transformer`; docs/lm.md describes them.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,17 +21,12 @@ from modelcollapse import io
 from modelcollapse.io import ArtifactError
 from modelcollapse.neural.torch_utils import load_numpy_state, state_to_numpy
 from modelcollapse.neural.transformer import GPT, generate
+from modelcollapse.progress import Progress
 
 if TYPE_CHECKING:
     from modelcollapse.families.lm import Model
 
 M = TypeVar("M", bound="Model")
-
-
-def _progress(iterable, **kwargs):
-    from tqdm import tqdm
-
-    return tqdm(iterable, file=sys.stderr, mininterval=2.0, leave=False, **kwargs)
 
 
 def lr_scale(step: int, steps: int) -> float:
@@ -70,7 +64,9 @@ def train(
     opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), foreach=False)
     module.train()
     perm, cursor, losses = torch.randperm(len(rows), generator=order), 0, []
-    for step in _progress(range(steps), desc="train", unit="step"):
+    tokens = batch * (rows.shape[1] - 1)
+    progress = Progress("lm train", steps, "step", items_unit="tokens")
+    for step in range(steps):
         if cursor + batch > len(rows):
             perm, cursor = torch.randperm(len(rows), generator=order), 0
         idx = rows[perm[cursor : cursor + batch]].to(device)
@@ -83,6 +79,8 @@ def train(
         torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0, foreach=False)
         opt.step()
         losses.append(float(loss.detach()))
+        progress.update(items=tokens, loss=losses[-1])
+    progress.close()
     return losses
 
 
@@ -98,10 +96,13 @@ def continuations(
     """``new`` tokens after each row of ``matrix`` (equal-length prompts), ``per_batch``
     rows at a time, decoded as ``decoding`` says (``transformer.generate``'s keywords)."""
     out = []
-    for start in _progress(range(0, len(matrix), per_batch), desc="generate", unit="batch"):
-        batch = torch.from_numpy(matrix[start : start + per_batch]).to(device)
-        cont = generate(module, batch, new, **decoding, generator=generator)
-        out.append(cont.cpu().numpy())
+    starts = range(0, len(matrix), per_batch)
+    with Progress("lm generate", len(starts), "batch", items_unit="tokens") as progress:
+        for start in starts:
+            batch = torch.from_numpy(matrix[start : start + per_batch]).to(device)
+            cont = generate(module, batch, new, **decoding, generator=generator)
+            out.append(cont.cpu().numpy())
+            progress.update(items=cont.numel())
     return out
 
 

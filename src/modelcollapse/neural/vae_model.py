@@ -16,14 +16,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import sys
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+
+from modelcollapse.progress import Progress
 
 log = logging.getLogger("modelcollapse")
 
@@ -141,14 +141,7 @@ def train_loop(
     batches = math.ceil(n / batch_size)
     history: list[float] = []
     net.train()
-    bar = tqdm(
-        total=epochs * batches,
-        desc=desc,
-        unit="batch",
-        file=sys.stderr,
-        disable=not progress,
-        mininterval=1.0,
-    )
+    bar = Progress(desc, epochs * batches, "batch", items_unit="images", enabled=progress)
     with bar:
         for epoch in range(epochs):
             order = torch.from_numpy(rng.permutation(n))
@@ -162,9 +155,9 @@ def train_loop(
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * xb.shape[0]
-                bar.update(1)
+                bar.update(items=xb.shape[0])
             history.append(total / n)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{history[-1]:.2f}")
+            bar.update(0, epoch=epoch + 1, loss=history[-1])
             log.debug("%s: epoch %d/%d, loss %.4f", desc, epoch + 1, epochs, history[-1])
     net.eval()
     return history
