@@ -118,6 +118,48 @@ def test_gaussian_multivariate_trace_forms():
         assert_within_standard_errors(out[metric], expected[metric], [0, 3, 7])
 
 
+@pytest.mark.parametrize(
+    ("regime", "spec", "options", "seed"),
+    [
+        ("mix", {"dim": 1, "mean": 2.0, "std": 1.0}, {}, 11),
+        ("fresh", {"dim": 1, "std": 1.5}, {}, 12),
+        ("mix", {"dim": 2, "cov": [[1.0, 0.3], [0.3, 0.5]]}, {"estimator": "mle"}, 13),
+        ("mix", {"dim": 1, "std": 1.0}, {"sample_scale": 0.9}, 14),
+    ],
+)
+def test_gaussian_mix_and_fresh_variance_settles_above_the_truth(regime, spec, options, seed):
+    """Two human rows in twenty (real_fraction 0.1): the chains' mean variance and mean
+    error follow theory.gaussian_mix's recursion, and the unbiased chain's variance
+    settles at 1.32 times the truth's (the between-group spread of model and human rows)."""
+    truth = gaussian.truth_from_spec(spec)
+    run = settings(
+        gaussian, generations=40, n=20, regime=regime, real_fraction=0.1, chains=3000, **options
+    )
+    out = simulate_ensemble(gaussian.FAMILY, truth, run, np.random.default_rng(seed))
+    expected = gaussian.FAMILY.theory(truth, dataclasses.replace(run, chains=1))
+    assert set(expected) == {"var_trace", "mean_sq_error"}
+    for metric in ("var_trace", "mean_sq_error"):
+        assert_within_standard_errors(out[metric], expected[metric], [0, 1, 5, 20, 39])
+    if not options:
+        long = theory.gaussian_mix(truth.covariance_, samples=20, human_rows=2, generations=500)
+        stationary = long["var_trace"][-1] / float(np.trace(truth.covariance_))
+        # S = (1 + a r) / (1 - a (1 - r)), a = (1 - r) / ((M - 1) r (2 - r)), r = 2/20
+        r, m = 0.1, 20
+        a = (1 - r) / ((m - 1) * r * (2 - r))
+        assert stationary == pytest.approx((1 + a * r) / (1 - a * (1 - r)), rel=2e-3)
+        assert stationary == pytest.approx(1.3214, abs=1e-3)
+
+
+def test_gaussian_mix_without_human_rows_is_the_replace_chain():
+    cov = np.diag([2.0, 0.5])
+    for estimator, scale in (("unbiased", 1.0), ("mle", 0.8)):
+        kw = {"samples": 30, "generations": 12, "estimator": estimator, "sample_scale": scale}
+        replace = theory.gaussian_replace(cov, **kw)
+        mix = theory.gaussian_mix(cov, human_rows=0, **kw)
+        for metric in ("var_trace", "mean_sq_error"):
+            np.testing.assert_allclose(mix[metric], replace[metric], rtol=1e-12)
+
+
 def test_linear_regression_replace_grows_linearly():
     truth = linear_regression.truth_from_spec({"dim": 5, "noise_std": 1.0})
     out = ensemble(linear_regression, truth, chains=4000, generations=10, n=30, seed=6)
@@ -194,7 +236,8 @@ def test_theory_is_empty_without_a_closed_form():
         return family.FAMILY.theory(truth, settings(family, **given, **run))
 
     assert theory(gaussian, truth, regime="accumulate") == {}
-    assert theory(gaussian, truth, regime="mix", real_fraction=0.5) == {}
+    mixed = theory(gaussian, truth, regime="mix", real_fraction=0.5)
+    assert set(mixed) == {"var_trace", "mean_sq_error"}  # expectations only (gaussian_mix)
     same = theory(gaussian, truth, regime="fresh", real_fraction=0.0)
     assert same.keys() == theory(gaussian, truth).keys()
     assert gmm.FAMILY.theory is None  # no closed form is known for EM-fitted mixtures

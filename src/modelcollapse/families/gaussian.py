@@ -17,6 +17,7 @@ import pyarrow as pa
 from modelcollapse import tables
 from modelcollapse.ensemble import BatchedFamily, equivalent_to_replace
 from modelcollapse.families.base import Estimator, Family, builtin_schema
+from modelcollapse.regimes import real_row_count
 
 if TYPE_CHECKING:
     from modelcollapse.settings import RunSettings
@@ -255,10 +256,23 @@ def batched(truth: Model, options: Mapping[str, Any]) -> BatchedFamily:
 
 def theory(truth: Model, settings: RunSettings) -> dict[str, np.ndarray]:
     """Closed forms of :func:`modelcollapse.theory.gaussian_replace` (replace regime,
-    or mix/fresh with zero human rows, which is the same chain)."""
+    or mix/fresh with zero human rows, which is the same chain) and of
+    :func:`modelcollapse.theory.gaussian_mix` (mix and fresh)."""
     from modelcollapse import theory as closed_form  # scipy: the figures step only
 
     n = settings.samples_per_generation
+    if settings.regime in ("mix", "fresh") and not equivalent_to_replace(
+        settings.regime, n, settings.real_fraction
+    ):
+        assert settings.real_fraction is not None  # validated: mix and fresh need one
+        return closed_form.gaussian_mix(
+            truth.covariance_,
+            samples=n,
+            human_rows=real_row_count(n, settings.real_fraction),
+            generations=settings.generations,
+            estimator=settings.options["estimator"],
+            sample_scale=float(settings.options["sample_scale"]),
+        )
     if not equivalent_to_replace(settings.regime, n, settings.real_fraction):
         return {}
     return closed_form.gaussian_replace(
