@@ -8,6 +8,7 @@ Snakemake finds nothing to do on pulled artifacts.
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -23,6 +24,8 @@ from workflow_utils import (
     tree_md5s,
     verify_ok,
 )
+
+from modelcollapse.config import validate
 
 pytestmark = pytest.mark.slow
 
@@ -111,6 +114,36 @@ def test_noop_repro_and_status(repo):
     out = dvc(origin, "repro")
     assert "didn't change, skipping" in out.stdout + out.stderr
     assert "Running stage" not in out.stdout
+
+
+def test_metrics_and_plots_show_one_row_per_run_and_a_band_chart_per_family(repo):
+    """`dvc metrics show` reads the report's short rows; `dvc plots show` draws each
+    family's trend with the band template and the report's PNGs as images."""
+    _, origin = repo
+    (workspace,) = json.loads(dvc(origin, "metrics", "show", "--json").stdout).values()
+    shown = workspace["data"]
+    study = validate(PARAMS, source="test")
+    rows = {Path(path).stem: entry["data"] for path, entry in shown.items()}
+    assert set(rows) == set(study.runs)
+    for run_id, row in rows.items():
+        assert set(row) >= {"metric", "generations", "first", "last"}, run_id
+        assert row["generations"] == study.run(run_id).generations
+    assert rows["g_replace"]["metric"] == "var_trace"
+    assert rows["lm_mix"]["human_share"] == pytest.approx(0.1, abs=0.02)
+
+    plots = json.loads(dvc(origin, "plots", "show", "--json").stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    trends = {Path(k).stem: v[0] for k, v in plots["data"].items() if "trends" in k}
+    families = {s.family for s in study.runs.values()}
+    assert set(trends) == families
+    chart = trends["gaussian"]["content"]
+    marks = [layer["mark"]["type"] for layer in chart["layer"]]
+    assert marks == ["area", "line", "line"]  # the band, the median, the mean
+    values = chart["data"]["values"]
+    assert {v["run"] for v in values} == {"g_replace", "g_acc"}
+    assert all(float(v["lower"]) <= float(v["var_trace"]) <= float(v["upper"]) for v in values)
+    images = [k for k, v in plots["data"].items() if v and v[0]["type"] == "image"]
+    assert images and all(k.startswith("reports/figures/") for k in images)
 
 
 def test_lock_records_the_md5_of_each_stage_output(repo):

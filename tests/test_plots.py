@@ -246,17 +246,25 @@ def test_report_has_a_row_per_run_with_final_metrics_and_is_reproducible(tree):
     root, frames = tree
     path = write_report(RUNS, COMPARE, root)
     assert path == root / REPORT_DIR / "report.md"
-    first = {p.name: p.read_bytes() for p in path.parent.iterdir()}
+
+    def files():
+        return {
+            p.relative_to(path.parent).as_posix(): p.read_bytes()
+            for p in path.parent.rglob("*")
+            if p.is_file()
+        }
+
+    first = files()
     write_report(RUNS, COMPARE, root)
-    assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == first
+    assert files() == first
+    families = ("gaussian", "gmm", "categorical", "linear_regression")
     assert set(first) == {
         "report.md",
         "lineage.md",
-        "regimes_gaussian.png",
-        "regimes_gmm.png",
-        "regimes_categorical.png",
-        "regimes_linear_regression.png",
-        "compare_gaussians.png",
+        *(f"figures/regimes_{f}.png" for f in families),
+        "figures/compare_gaussians.png",
+        *(f"trends/{f}.csv" for f in families),
+        *(f"metrics/{run}.json" for run in RUNS),
     }
     for name, data in first.items():
         if name.endswith(".png"):
@@ -286,7 +294,39 @@ def test_report_has_a_row_per_run_with_final_metrics_and_is_reproducible(tree):
                 se = 0.2 / math.sqrt(settings.chains)
                 assert f"(ens. {_cell(final * 1.1)} ± {_cell(se)})" in row
     assert "| `gauss_mix` | mix | 60 | 0.5 |" in text
-    assert "![gaussians](compare_gaussians.png)" in text
+    assert "![gaussians](figures/compare_gaussians.png)" in text
+
+
+def test_report_trends_and_run_summaries_for_dvc(tree):
+    """trends/<family>.csv (dvc plots, band template) and metrics/<run>.json (dvc
+    metrics show) carry the numbers of metrics.csv and ensemble.csv."""
+    import json
+
+    root, frames = tree
+    report = write_report(RUNS, COMPARE, root).parent
+    trend = pd.read_csv(report / "trends" / "gaussian.csv")
+    assert list(trend.columns) == ["generation", "run", "lower", "upper", "median", "var_trace"]
+    assert sorted(set(trend["run"])) == sorted(r for r, s in RUNS.items() if s.family == "gaussian")
+    ens = trend[trend["run"] == "gauss_replace"]  # 50 chains: mean 1.1 x, median 0.9 x, std 0.2
+    chain = frames["gauss_replace"]["var_trace"].to_numpy()
+    np.testing.assert_allclose(ens["var_trace"], chain * 1.1)
+    np.testing.assert_allclose(ens["median"], chain * 0.9)
+    np.testing.assert_allclose(ens["lower"], chain * 1.1 - 0.2)
+    np.testing.assert_allclose(ens["upper"], chain * 1.1 + 0.2)
+    single = trend[trend["run"] == "gauss_mix"]  # one chain: its value in all four columns
+    for column in ("lower", "upper", "median", "var_trace"):
+        np.testing.assert_allclose(single[column], frames["gauss_mix"]["var_trace"])
+    assert list(single["generation"]) == list(range(GENERATIONS))
+
+    summary = json.loads((report / "metrics" / "gauss_replace.json").read_text())
+    assert summary["metric"] == "var_trace" and summary["generations"] == GENERATIONS
+    assert summary["first"] == pytest.approx(chain[0] * 1.1)
+    assert summary["last"] == pytest.approx(chain[-1] * 1.1)
+    assert summary["ratio"] == pytest.approx(chain[-1] / chain[0])
+    assert summary["human_share"] == 0.0
+    lin = json.loads((report / "metrics" / "lin_replace.json").read_text())
+    assert lin["metric"] == "excess_risk"
+    assert lin["last"] == pytest.approx(frames["lin_replace"]["excess_risk"].iloc[-1])
 
 
 def test_report_rejects_an_unknown_run_in_a_comparison(tree):

@@ -144,6 +144,7 @@ def dvc_repo(path: Path, params: dict | None = None, remote: Path | None = None)
         shutil.copy(ROOT / name, wf / name)
     git(wf, "init", "-q", "-b", "main")
     dvc(wf, "init", "-q")
+    shutil.copytree(ROOT / ".dvc" / "plots", wf / ".dvc" / "plots")  # the band template
     dvc(wf, "config", "core.analytics", "false")
     if remote is not None:
         dvc(wf, "remote", "add", "-d", "local", str(remote))

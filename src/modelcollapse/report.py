@@ -1,13 +1,18 @@
 """The report directory (``paths.REPORT_DIR``): the regimes compared and the run overview.
 
 ``report.md`` holds one table per family (settings and the final generation's key
-metrics) and links every figure; ``regimes_<family>.png`` draws a family's runs
-side by side, ``compare_<name>.png`` each ``report.compare`` group of params.yaml.
+metrics) and links every figure; ``figures/regimes_<family>.png`` draws a family's
+runs side by side, ``figures/compare_<name>.png`` each ``report.compare`` group of
+params.yaml. For DVC (dvc.yaml's top-level ``metrics`` and ``plots``):
+``metrics/<run>.json``, one short row per run for ``dvc metrics show``, and
+``trends/<family>.csv``, the family's first key metric by generation and run with the
+ensemble's spread, drawn by the ``band`` template (.dvc/plots/band.json).
 Deterministic (no timestamps) and written atomically, like the run figures.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import posixpath
@@ -41,6 +46,9 @@ from modelcollapse.stamps import STAMP_NAME, write_stamp
 log = logging.getLogger("modelcollapse")
 
 BOOKKEEPING = ("generation", "train_rows", "train_human_fraction")
+REPORT_FIGURES = "figures"  # the report's PNGs (dvc.yaml: image plots)
+TRENDS = "trends"  # trends/<family>.csv (dvc.yaml: plots, template band)
+RUN_METRICS = "metrics"  # metrics/<run>.json (dvc.yaml: metrics)
 
 INTRO = """\
 # Model collapse: report
@@ -116,6 +124,47 @@ class RunResults:
             last = part.iloc[-1]
             ens = (float(last["mean"]), float(last["std"]) / math.sqrt(max(self.chains, 1)))
         return chain, ens
+
+
+def _number(value: float) -> str:
+    """A CSV cell: shortest round-trip form; empty for a missing or non-finite value."""
+    return repr(float(value)) if math.isfinite(value) else ""
+
+
+def trend_table(metric: str, results: list[RunResults]) -> str:
+    """CSV of ``metric`` by run and generation: the ensemble mean (the metric's own
+    column, DVC's y), its median and mean ± one standard deviation across chains
+    (``lower``, ``upper``); a run without an ensemble gives its chain's value in all four."""
+    lines = [f"generation,run,lower,upper,median,{metric}"]
+    for r in results:
+        part = ensemble_metric(r.ensemble, metric)
+        if part is not None:
+            columns = (part[c].to_numpy(float) for c in ("generation", "mean", "median", "std"))
+            for g, mean, median, std in zip(*columns, strict=True):
+                cells = [_number(mean - std), _number(mean + std), _number(median)]
+                lines.append(f"{int(g)},{r.run},{','.join(cells)},{_number(mean)}")
+        elif metric in r.metrics.columns:
+            for g, v in zip(r.metrics["generation"], r.metrics[metric], strict=True):
+                lines.append(f"{int(g)},{r.run}," + ",".join([_number(float(v))] * 4))
+    return "\n".join(lines) + "\n"
+
+
+def run_summary(r: RunResults) -> dict[str, Any]:
+    """One run in a few numbers, for ``dvc metrics show``: the family's first key metric
+    at generation 0 and at the last generation (ensemble mean where the run has one),
+    their ratio, and the human share of the last generation's training set."""
+    metric = key_metrics(r.settings.family)[0]
+    curve = r.curve(metric)
+    out: dict[str, Any] = {"metric": metric, "generations": int(r.settings.generations)}
+    if curve is not None and len(curve[1]):
+        first, last = float(curve[1][0]), float(curve[1][-1])
+        out |= {"first": first, "last": last}
+        if first != 0 and math.isfinite(first) and math.isfinite(last):
+            out["ratio"] = last / first
+    if "train_human_fraction" in r.metrics.columns and len(r.metrics):
+        out["human_share"] = float(r.metrics["train_human_fraction"].iloc[-1])
+    finite = {k: v for k, v in out.items() if not isinstance(v, float) or math.isfinite(v)}
+    return finite
 
 
 def comparison_figure(title: str, results: list[RunResults], metrics: list[str]) -> Figure:
@@ -203,9 +252,16 @@ def write_report(
     md = [INTRO]
     target = root / REPORT_DIR
     with figure_style(), io.atomic_dir(target) as tmp:
+        for sub in (REPORT_FIGURES, TRENDS, RUN_METRICS):
+            (tmp / sub).mkdir()
+        for run, result in results.items():
+            summary = json.dumps(run_summary(result), indent=1, sort_keys=True) + "\n"
+            (tmp / RUN_METRICS / f"{safe_name(run)}.json").write_text(summary, encoding="utf-8")
         for family, runs_of in families.items():
-            image = f"regimes_{safe_name(family)}.png"
+            image = f"{REPORT_FIGURES}/regimes_{safe_name(family)}.png"
             keys = list(key_metrics(family))
+            trend = trend_table(keys[0], runs_of)
+            (tmp / TRENDS / f"{safe_name(family)}.csv").write_text(trend, encoding="utf-8")
             save_png(comparison_figure(f"{family}: runs compared", runs_of, keys), tmp / image)
             md += [f"## {family}", "", *_family_table(family, runs_of), ""]
             md += [f"![{family}: runs compared]({image})", ""]
@@ -214,7 +270,7 @@ def write_report(
         for name, members in compare.items():
             chosen = [results[m] for m in members]
             shown = [k for r in chosen for k in key_metrics(r.settings.family)]
-            image = f"compare_{safe_name(name)}.png"
+            image = f"{REPORT_FIGURES}/compare_{safe_name(name)}.png"
             save_png(comparison_figure(name, chosen, list(dict.fromkeys(shown))), tmp / image)
             md += [f"### {name}", "", "Runs: " + ", ".join(f"`{m}`" for m in members), ""]
             md += [f"![{name}]({image})", ""]
