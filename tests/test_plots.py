@@ -329,6 +329,38 @@ def test_report_trends_and_run_summaries_for_dvc(tree):
     assert lin["last"] == pytest.approx(frames["lin_replace"]["excess_risk"].iloc[-1])
 
 
+def test_comparison_marks_identical_curves_and_draws_medians_of_median_metrics(tree):
+    """Two runs with the same numbers (mix and fresh can be) stay distinguishable: own
+    marker shapes, staggered, and the legend says which repeats which. The Gaussian
+    variance, whose collapse is about the median, gets each ensemble's median; axes
+    carry the family's labels."""
+    import copy
+
+    from modelcollapse.report import RunResults, comparison_figure
+
+    root, _ = tree
+    first = RunResults("gauss_replace", RUNS["gauss_replace"], root)
+    twin = copy.copy(first)
+    twin.run = "gauss_twin"
+    fig = comparison_figure("twins", [first, twin], ["var_trace", "w2_sq"])
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[1].startswith("gauss_twin") and legend[1].endswith("(= gauss_replace)")
+    assert "(=" not in legend[0]
+    var_ax, w2_ax = fig.axes[:2]
+    assert var_ax.get_ylabel() == "variance, tr Σ̂ (truth: tr Σ)"
+    assert w2_ax.get_ylabel() == "squared Wasserstein-2 distance to the truth"
+    markers = [line.get_marker() for line in var_ax.get_lines() if line.get_marker() != "None"]
+    assert markers[:2] == ["o", "s"]
+    offsets = [line.get_markevery()[0] for line in var_ax.get_lines()[::2]]
+    assert offsets[0] != offsets[1]
+    # each run: mean (solid, markers) and median (dashed) on var_trace; w2_sq: mean only
+    assert len(var_ax.get_lines()) == 4 and len(w2_ax.get_lines()) == 2
+    median = first.ensemble[first.ensemble["metric"] == "var_trace"]["median"].to_numpy()
+    np.testing.assert_allclose(var_ax.get_lines()[1].get_ydata(), median)
+    assert "ensemble median" in fig._suptitle.get_text()
+    plt.close(fig)
+
+
 def test_report_rejects_an_unknown_run_in_a_comparison(tree):
     root, _ = tree
     with pytest.raises(ValueError, match="nope"):

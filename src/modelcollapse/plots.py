@@ -141,6 +141,25 @@ def use_log_scale(*series: Any) -> bool:
     return bool(flat.size and flat.min() > 0 and flat.max() / flat.min() >= LOG_SPAN)
 
 
+# Labels of the columns every run has (the families label their own metrics).
+BOOKKEEPING_LABELS = {
+    "train_human_fraction": "human share of the training set",
+    "train_rows": "training rows",
+}
+
+
+def metric_label(family: str, metric: str) -> str:
+    """What a figure calls ``metric``: the family's label (meaning and unit), else the
+    identifier."""
+    labels = get_family(family).metric_labels or {}
+    return labels.get(metric) or BOOKKEEPING_LABELS.get(metric) or metric
+
+
+def median_metrics(family: str) -> tuple[str, ...]:
+    """The metrics whose ensemble median figures draw as prominently as the mean."""
+    return get_family(family).median_metrics
+
+
 def log_metrics(family: str) -> tuple[str, ...]:
     """The metrics a family always draws on a log axis (``Family.log_metrics``)."""
     return get_family(family).log_metrics
@@ -199,8 +218,15 @@ def metric_figure(
     ensemble: pd.DataFrame | None,
     theory: Mapping[str, np.ndarray],
     log: bool = False,
+    label: str | None = None,
+    median_first: bool = False,
 ) -> Figure:
-    """Metric vs generation: single chain, ensemble mean/bands/median, theory."""
+    """Metric vs generation: single chain, ensemble mean/bands/median, theory.
+
+    ``label`` names the y axis (default: the metric); ``median_first`` draws the
+    ensemble median as boldly as the mean (a metric whose collapse is about the
+    median: the mean of a martingale stays put while almost every chain collapses)."""
+    ylabel = label or metric
     fig, ax = plt.subplots(figsize=(7.0, 4.8), layout="constrained")
     lines: list[tuple[np.ndarray, np.ndarray, dict[str, Any]]] = []
     expected, median = theory.get(metric), theory.get(f"{metric}/median")
@@ -213,9 +239,10 @@ def metric_figure(
         lines.append(
             (g, mean, {"color": ENSEMBLE_COLOR, "lw": 1.6, "label": f"ensemble mean (K={k})"})
         )
-        if median is not None:
+        if median is not None or median_first:
             med = ensemble["median"].to_numpy(float)
-            lines.append((g, med, {"color": "tab:green", "lw": 1.4, "label": "ensemble median"}))
+            style = {"color": "tab:green", "lw": 2.2 if median_first else 1.4}
+            lines.append((g, med, style | {"label": "ensemble median"}))
     if metric in chain.columns and chain[metric].notna().any():
         values = chain[metric].to_numpy(float)
         style: dict[str, Any] = {"color": CHAIN_COLOR, "lw": 1.0, "ms": 3, "alpha": 0.9}
@@ -233,17 +260,17 @@ def metric_figure(
     else:
         floor = fit_y_axis(ax, central, inner=[se_band], outer=[std_band], log=log)
     if std_band is not None and se_band is not None:
-        for (lower, upper), label, alpha in (
+        for (lower, upper), band, alpha in (
             (std_band, "ensemble mean ± 1 std", 0.12),
             (se_band, "ensemble mean ± 2 s.e.", 0.35),
         ):
             lower, upper = np.maximum(lower, floor), np.maximum(upper, floor)
-            ax.fill_between(g, lower, upper, color=ENSEMBLE_COLOR, alpha=alpha, lw=0, label=label)
+            ax.fill_between(g, lower, upper, color=ENSEMBLE_COLOR, alpha=alpha, lw=0, label=band)
     for x, values, style in lines:
         ax.plot(x, values, **style)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(ylabel)
     ax.set_title(_title(run, settings, metric))
     if lines:
         fig.legend(loc="outside lower center", ncols=3)
@@ -283,8 +310,12 @@ def plot_run(
         for metric in metric_names(metrics, ensemble):
             name = f"metric_{safe_name(metric)}.png"
             part = ensemble_metric(ensemble, metric)
-            log_axis = metric in fam.log_metrics
-            fig = metric_figure(run, settings, metric, metrics, part, theory, log=log_axis)
+            fig = metric_figure(
+                run, settings, metric, metrics, part, theory,
+                log=metric in fam.log_metrics,
+                label=metric_label(settings.family, metric),
+                median_first=metric in fam.median_metrics,
+            )  # fmt: skip
             save_png(fig, tmp / name)
             written.append(name)
         title = functools.partial(_title, run, settings)

@@ -34,6 +34,8 @@ from modelcollapse.plots import (
     figure_style,
     fit_y_axis,
     log_metrics,
+    median_metrics,
+    metric_label,
     read_ensemble,
     read_metrics,
     run_label,
@@ -167,40 +169,86 @@ def run_summary(r: RunResults) -> dict[str, Any]:
     return finite
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def _same_curves(curves: list[tuple[int, RunResults, Any]]) -> dict[int, str]:
+    """Run index -> the earlier run whose curve it repeats exactly (drawn on top of it)."""
+    same: dict[int, str] = {}
+    for pos, (i, _, (g, values, _)) in enumerate(curves):
+        for _, earlier, (g0, values0, _) in curves[:pos]:
+            if np.array_equal(g, g0) and np.array_equal(values, values0, equal_nan=True):
+                same[i] = earlier.run
+                break
+    return same
+
+
 def comparison_figure(title: str, results: list[RunResults], metrics: list[str]) -> Figure:
-    """One panel per metric, one line per run (mean ± 2 s.e. band where an ensemble)."""
+    """One panel per metric, one line per run (mean ± 2 s.e. band where an ensemble).
+
+    Each run has its colour and marker shape, markers staggered along the curve, so
+    that runs whose curves coincide (mix and fresh draw the same human rows, for
+    instance) stay visible; the legend says which repeats which. Where the family says
+    a metric's collapse shows in the median (``Family.median_metrics``), each ensemble's
+    median is drawn dashed beside its mean."""
     panels = max(len(metrics), 1)
     size = (max(5.2 * panels, 8.0), 4.8)
     fig, axes = plt.subplots(1, panels, figsize=size, layout="constrained", squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     handles: dict[str, Any] = {}
-    ensembles = False
+    ensembles = medians = False
+    repeats: dict[str, str] = {}
     for ax, metric in zip(axes[0], metrics, strict=False):
         curves = [(i, r, c) for i, r in enumerate(results) if (c := r.curve(metric)) is not None]
         ensembles |= any(c[2] is not None for _, _, c in curves)
         central = [c[1] for _, _, c in curves]
         bands = [(c[1] - 2 * c[2], c[1] + 2 * c[2]) for _, _, c in curves if c[2] is not None]
+        with_median = {
+            i: part["median"].to_numpy(float)
+            for i, r, c in curves
+            if c[2] is not None
+            and metric in median_metrics(r.settings.family)
+            and (part := ensemble_metric(r.ensemble, metric)) is not None
+        }
         log_axis = any(metric in log_metrics(r.settings.family) for _, r, _ in curves)
-        floor = fit_y_axis(ax, central, bands, log=log_axis)
+        floor = fit_y_axis(ax, central + list(with_median.values()), bands, log=log_axis)
+        same = _same_curves(curves)
         for i, r, (g, values, se) in curves:
             color = colors[i % len(colors)]
+            # about 8 markers a curve, each run's shifted along it (at least one
+            # point apart where the curves are short)
+            step = max(1, len(g) // 8, min(len(results), len(g) // 2))
+            marks = {
+                "marker": MARKERS[i % len(MARKERS)],
+                "markevery": (i * step // max(len(results), 1) % step, step),
+                "ms": 5,
+            }
+            if i in same:
+                repeats[r.label] = same[i]
             if se is None:
-                (line,) = ax.plot(g, values, color=color, lw=1.0, ls="--", label=r.label)
+                (line,) = ax.plot(g, values, color=color, lw=1.0, ls="--", label=r.label, **marks)
             else:
                 lower, upper = (
                     np.maximum(values - 2 * se, floor),
                     np.maximum(values + 2 * se, floor),
                 )
                 ax.fill_between(g, lower, upper, color=color, alpha=0.2, lw=0)
-                (line,) = ax.plot(g, values, color=color, lw=1.6, label=r.label)
+                (line,) = ax.plot(g, values, color=color, lw=1.6, label=r.label, **marks)
+            if i in with_median:
+                ax.plot(g, with_median[i], color=color, lw=1.6, ls=(0, (4, 2)))
+                medians = True
             handles.setdefault(r.label, line)
+        family = curves[0][1].settings.family if curves else None
         ax.set_title(metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("generation")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(metric_label(family, metric) if family else metric)
     if handles:
-        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=3)
+        names = [f"{name} (= {repeats[name]})" if name in repeats else name for name in handles]
+        fig.legend(handles.values(), names, loc="outside lower center", ncols=3)
     how = "solid: ensemble mean ± 2 s.e. over K chains; dashed: the single chain"
+    if medians:
+        how = "solid: ensemble mean ± 2 s.e. over K chains; long dashes: ensemble median"
     fig.suptitle(f"{title}\n{how}" if ensembles else f"{title}\none chain per run")
     return fig
 

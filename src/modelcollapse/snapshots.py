@@ -63,9 +63,10 @@ def _span(arrays: list[np.ndarray], pad: float = 0.05) -> tuple[float, float]:
 
 
 def _panels(count: int, width: float, height: float) -> tuple[Figure, list[Axes]]:
-    """A grid of ``count`` panels, at most four a row."""
-    cols = min(count, 4)
-    rows = math.ceil(count / cols)
+    """A grid of ``count`` panels, at most five a row, rows as even as they can be
+    (5 panels: one row of 5; 7: rows of 4 and 3; 9: rows of 5 and 4)."""
+    rows = math.ceil(count / 5)
+    cols = math.ceil(count / rows)
     size = (width * cols, height * rows + 0.7)
     fig, axes = plt.subplots(rows, cols, figsize=size, layout="constrained", squeeze=False)
     flat = list(axes.ravel())

@@ -137,10 +137,15 @@ class Family:
 
     Optional:
 
-    ``log_metrics``: metrics always drawn on a log axis (others go log when their
-    values span two decades). ``memory_footprint(truth_spec) -> (values per row,
-    floats per model)`` where rows are not ``dim`` values and models not ``dim x dim``
-    floats (:mod:`modelcollapse.budget`). ``batched(truth, options) -> BatchedFamily``:
+    ``metric_labels``: ``{metric: axis label}``, what a figure calls a metric (its
+    meaning and unit; the identifier where none is given). ``median_metrics``: metrics
+    whose collapse is a statement about the median, not the mean (the Gaussian
+    variance: a martingale whose chains almost all collapse); figures draw their
+    ensemble median as prominently as the mean. ``log_metrics``: metrics always drawn
+    on a log axis (others go log when their values span two decades).
+    ``memory_footprint(truth_spec) -> (values per row, floats per model)`` where rows
+    are not ``dim`` values and models not ``dim x dim`` floats (:mod:`modelcollapse.budget`).
+    ``batched(truth, options) -> BatchedFamily``:
     the family's vectorised operations, from which the ensemble of ``chains`` runs
     (:func:`modelcollapse.ensemble.run_chains`). ``theory(truth, settings) -> {metric:
     (generations,) array}``: closed-form expectations where known ({} otherwise).
@@ -158,6 +163,8 @@ class Family:
     evaluate: Callable[..., dict[str, float]]
     key_metrics: tuple[str, ...]
     log_metrics: tuple[str, ...] = ()
+    metric_labels: Mapping[str, str] | None = None
+    median_metrics: tuple[str, ...] = ()
     truth_from_spec: Callable[[Mapping[str, Any]], Estimator] | None = None
     memory_footprint: Callable[[Mapping[str, Any]], tuple[int, int]] | None = None
     batched: Callable[[Any, Mapping[str, Any]], BatchedFamily] | None = None

@@ -168,6 +168,12 @@ FAMILY = Family(
     build_model=build_model,
     evaluate=evaluate,
     key_metrics=("gini_impurity", "support_size"),
+    metric_labels={
+        "gini_impurity": "Gini impurity, 1 − Σ p̂²",
+        "support_size": "symbols with probability > 0",
+        "entropy": "entropy (nats)",
+        "tv_distance": "total variation distance to the truth",
+    },
     truth_from_spec=truth_from_spec,
     memory_footprint=memory_footprint,
     batched=batched,

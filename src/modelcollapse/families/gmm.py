@@ -198,6 +198,10 @@ FAMILY = Family(
     build_model=build_model,
     evaluate=evaluate,
     key_metrics=("l2_density", "test_nll"),
+    metric_labels={
+        "l2_density": "L2 distance² of density to the truth, ∫(p̂ − p)²",
+        "test_nll": "test negative log-likelihood (nats per row)",
+    },
     truth_from_spec=truth_from_spec,
     memory_footprint=memory_footprint,
     batched=batched,

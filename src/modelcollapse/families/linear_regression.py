@@ -180,6 +180,7 @@ FAMILY = Family(
     build_model=build_model,
     evaluate=evaluate,
     key_metrics=("excess_risk",),
+    metric_labels={"excess_risk": "excess risk, ‖ŵ − w*‖²"},
     truth_from_spec=truth_from_spec,
     memory_footprint=memory_footprint,
     batched=batched,
