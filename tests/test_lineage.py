@@ -622,7 +622,7 @@ def test_show_a_deep_generation_lists_every_generation_and_the_human_md5(study, 
         assert rec["record_hash"] in out
         assert rec["artifacts"]["model.safetensors"]["md5"] in out
     assert "30 rows: 3 human (data/human/g1/pool.parquet), 27 from generation 5" in out
-    assert "effective human share 0.191680" in out  # 1 / (10 - 9 * 0.9**6)
+    assert "direct 0.100000 (of its training rows), effective 0.191680" in out  # 1/(10-9*0.9**6)
     assert '"real_fraction": 0.1' in out
     by_path = show("data/runs/mix/gen_0006/model.safetensors", study)
     assert by_path == out == show("mix", study)
@@ -762,19 +762,34 @@ def test_diff_against_a_git_revision(work, capsys):
     assert "run rep: changed" in diff_text("HEAD", diff("HEAD", ["rep"], work))
 
 
-def test_summary_has_one_deterministic_table_per_run(work):
+def test_summary_is_compact_deterministic_and_full_on_request(work, capsys):
     changed = dataclasses.replace(PARAMS.run("rep"), seed=8)
     generate("rep", 3, changed, work)
     text = lineage_summary_text(RUN_DICTS, work)
     assert lineage_summary_text(RUN_DICTS, work) == text
     for run_id in PARAMS.runs:
         assert f"## {run_id}" in text
-    mix6 = load_record("mix", 6, work)
-    row = next(line for line in text.splitlines() if line.startswith("| 6 | 0.1917 | 0.1000 |"))
-    assert mix6["artifacts"]["model.safetensors"]["md5"][:10] in row
+    mix = {g: load_record("mix", g, work) for g in range(7)}
+    effective = [mix[g]["human_share"]["effective"] for g in range(7)]
+    assert effective[6] == pytest.approx(1 / (10 - 9 * 0.9**6))
+    # generations with the same direct share and settings share a row
+    assert f"| 1–6 | 0.100 | {effective[1]:.3f} → {effective[6]:.3f} |" in text
+    assert f"`{mix[0]['human_data']['files']['pool.parquet']['md5'][:10]}`" in text
+    assert f"model.safetensors `{mix[6]['artifacts']['model.safetensors']['md5'][:10]}`" in text
+    # rep: replace, and generation 3 rebuilt with another seed: its own row, named
+    assert "| 0 | 1.000 | 1.000 |\n| 1–2 | 0.000 | 0.500 → 0.333 |\n| 3 | 0.000 | 0.250 |" in text
+    assert "Settings changed within the ledger: generation 3: seed: 7 -> 8." in text
+
+    full = lineage_summary_text(RUN_DICTS, work, full=True)
+    row = next(line for line in full.splitlines() if line.startswith("| 6 | 0.1000 | 0.1917 |"))
+    assert mix[6]["artifacts"]["model.safetensors"]["md5"][:10] in row
     assert row.endswith("| none |")
-    assert next(line for line in text.splitlines() if line.startswith("| 3 |") and "seed" in line)
-    assert "seed: 7 -> 8" in text
+    assert len(full.splitlines()) > len(text.splitlines())
+
+    rc, out, _ = cli(capsys, "summary", "mix", "--full", "--root", str(work))
+    assert rc == 0 and "## mix" in out and "## rep" not in out and row in out
+    rc, _, err = cli(capsys, "summary", "nope", "--root", str(work))
+    assert rc == 2 and "nope" in err
 
 
 # ------------------------------------------------------------------- processes

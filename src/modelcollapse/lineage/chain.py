@@ -119,8 +119,9 @@ def show_generation(run: str, generation: int, root: str | Path = ".") -> str:
     share = head["human_share"]
     lines = [
         f"lineage of run {run} generation {generation}",
-        f"  effective human share {share['effective']:.6f} (direct {share['direct']:.6f}); "
-        f"{len(chain)} generation record(s) on its lineage back to the human data",
+        f"  human share: direct {share['direct']:.6f} (of its training rows), effective "
+        f"{share['effective']:.6f} (of every row on the paths back to the human data)",
+        f"  {len(chain)} generation record(s) on its lineage back to the human data",
         "",
     ]
     prev_settings: dict[str, Any] | None = None

@@ -1,4 +1,4 @@
-"""``modelcollapse lineage show|verify|export|diff``: argument parsing and output."""
+"""``modelcollapse lineage show|verify|export|summary|diff``: argument parsing and output."""
 
 from __future__ import annotations
 
@@ -50,6 +50,19 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(args: argparse.Namespace) -> int:
+    from modelcollapse.lineage.summary import ledger_runs, lineage_summary_text
+
+    known = ledger_runs(args.root)
+    unknown = [r for r in args.runs if r not in known]
+    if unknown or not known:
+        print(f"error: no ledger records for {unknown or 'any run'}", file=sys.stderr)
+        return 2
+    runs = {r: known[r] for r in args.runs} if args.runs else known
+    sys.stdout.write(lineage_summary_text(runs, args.root, full=args.full))
+    return 0
+
+
 def _diff(args: argparse.Namespace) -> int:
     diffs = diff(args.rev, args.runs or None, args.root)
     sys.stdout.write(diff_text(args.rev, diffs))
@@ -97,6 +110,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", "-f", choices=FORMATS, default="prov-json")
     p.add_argument("--output", "-o", help="write to FILE instead of stdout")
     p.set_defaults(func=_export)
+
+    p = cmds.add_parser(
+        "summary", parents=[common], help="reports/lineage.md's summary, or every generation"
+    )
+    p.add_argument("runs", nargs="*", help="runs to summarise (default: every run in the ledger)")
+    p.add_argument("--full", action="store_true", help="one row per generation, every hash")
+    p.set_defaults(func=_summary)
 
     p = cmds.add_parser("diff", parents=[common], help="ledger at a git revision vs now")
     p.add_argument("rev", help="git revision, e.g. main or HEAD~1")

@@ -19,13 +19,20 @@ MD5_CHARS = 10
 INTRO = f"""\
 # Lineage summary
 
-One table per run, from the lineage ledger (`{LEDGER_DIR}/<run>/gen_NNNN.json`, tracked
-in git). *Effective human share*: the share of human rows among every row on the
-paths from a generation's training rows back to the human data (a synthetic row
-stands for itself and one row of what its generator learned from); *direct*: the
-share of human rows in the training set itself. Hashes are the files' md5s (the
-md5s DVC records), shortened to {MD5_CHARS} hex digits. To check them against the
-files, the hash chain and `dvc.lock`: `python -m modelcollapse lineage verify`.
+Per run, from the lineage ledger (`{LEDGER_DIR}/<run>/gen_NNNN.json`, tracked in git):
+the human data it started from, how much of each generation's training data was
+human, and the settings its generations were built with. Two shares:
+
+- *direct human share*: the share of human rows in a generation's training set;
+- *effective human share*: follow each training row back to the human data (a
+  synthetic row is itself plus one row of what its model learned from): the share of
+  human rows among all the rows on those paths. Under replace it is 1/(g + 1) with
+  no human row in the set; under mix it tends to the real fraction (docs/lineage.md).
+
+Hashes are md5s (the ones DVC records), shortened to {MD5_CHARS} hex digits. What
+changed since a git revision: `python -m modelcollapse lineage diff <rev>`; every
+generation's hashes: `python -m modelcollapse lineage summary --full`; the check of
+hashes, hash chain and `dvc.lock`: `python -m modelcollapse lineage verify`.
 """
 
 
@@ -37,47 +44,143 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def run_table(run: str, settings: Mapping[str, Any], root: str | Path = ".") -> list[str]:
-    paths = ledger_records(run, root)
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}–{last}"
+
+
+def _settings_line(settings: Mapping[str, Any], recorded: int) -> str:
     head = ", ".join(
         f"{k} {settings[k]}"
         for k in ("family", "human", "regime", "real_fraction", "samples_per_generation", "seed")
         if settings.get(k) is not None
     )
-    lines = [f"## {run}", "", head + f"; {len(paths)} generation(s) recorded", ""]
+    return head + f"; {recorded} generation(s) recorded"
+
+
+def _human_lines(rec: dict[str, Any]) -> list[str]:
+    human = rec.get("human_data") or {}
+    files = human.get("files") or {}
+    listed = ", ".join(
+        f"{name} `{entry['md5'][:MD5_CHARS]}`" for name, entry in sorted(files.items())
+    )
+    return [f"Human data `{human.get('source', '?')}`: {listed or 'not recorded'}."]
+
+
+def _share_rows(records: dict[int, dict[str, Any] | None]) -> list[str]:
+    """Generations grouped while their direct share and settings stay the same; the
+    effective share given at the group's first and last generation."""
+    rows = [
+        "| generations | direct human share | effective human share |",
+        "|---|---:|---:|",
+    ]
+    group: list[tuple[int, dict[str, Any]]] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        (g0, r0), (g1, r1) = group[0], group[-1]
+        e0, e1 = r0["human_share"]["effective"], r1["human_share"]["effective"]
+        effective = (
+            f"{e0:.3f}" if g0 == g1 or f"{e0:.3f}" == f"{e1:.3f}" else f"{e0:.3f} → {e1:.3f}"
+        )
+        rows.append(f"| {_span(g0, g1)} | {r0['human_share']['direct']:.3f} | {effective} |")
+        group.clear()
+
+    for g, rec in records.items():
+        if rec is None:
+            flush()
+            rows.append(f"| {g} | **ledger record missing** | |")
+            continue
+        if group:
+            last = group[-1][1]
+            same_direct = (
+                f"{last['human_share']['direct']:.3f}" == f"{rec['human_share']['direct']:.3f}"
+            )
+            if not same_direct or settings_changes(last["settings"], rec["settings"]):
+                flush()
+        group.append((g, rec))
+    flush()
+    return rows
+
+
+def run_table(
+    run: str, settings: Mapping[str, Any], root: str | Path = ".", full: bool = False
+) -> list[str]:
+    """One run's section: its human data, its shares by generation (grouped), the
+    settings changes within its ledger and its last generation's hashes; ``full``: one
+    row per generation with every hash."""
+    paths = ledger_records(run, root)
+    lines = [f"## {run}", "", _settings_line(settings, len(paths)), ""]
     if not paths:
         return lines + ["No ledger records.", ""]
+    records = {g: (read_record(paths[g]) if g in paths else None) for g in range(max(paths) + 1)}
+    present = [(g, r) for g, r in records.items() if r is not None]
+    first = present[0][1]
+    last_g, last = present[-1]
+    lines += [*_human_lines(first), ""]
+    if full:
+        lines += _full_rows(records)
+    else:
+        lines += _share_rows(records)
+    changes = []
+    for (_, a), (g, b) in zip(present, present[1:], strict=False):
+        if diff := settings_changes(a["settings"], b["settings"]):
+            changes.append(f"generation {g}: {'; '.join(diff)}")
     lines += [
-        "| generation | effective human share | direct | train.json | model.safetensors "
-        "| samples.parquet | settings changed |",
+        "",
+        "Settings changed within the ledger: " + (_escape(", ".join(changes)) or "none") + ".",
+        f"Last generation ({last_g}): model.safetensors {_md5(last, 'model.safetensors')}, "
+        f"samples.parquet {_md5(last, 'samples.parquet')}, content hash "
+        f"`{last['content_hash'][:MD5_CHARS]}`.",
+        f"Settings: `{_escape(compact(first['settings']))}`",
+        "",
+    ]
+    return lines
+
+
+def _full_rows(records: dict[int, dict[str, Any] | None]) -> list[str]:
+    lines = [
+        "| generation | direct human share | effective human share | train.json "
+        "| model.safetensors | samples.parquet | settings changed |",
         "|---:|---:|---:|---|---|---|---|",
     ]
     prev: dict[str, Any] | None = None
-    for g in range(max(paths) + 1):
-        if g not in paths:
+    for g, rec in records.items():
+        if rec is None:
             lines.append(f"| {g} | | | | | | **ledger record missing** |")
             prev = None
             continue
-        rec = read_record(paths[g])
         share = rec["human_share"]
         if prev is None:
             changed = "first recorded" if g else "-"
         else:
             changed = "; ".join(settings_changes(prev, rec["settings"])) or "none"
         lines.append(
-            f"| {g} | {share['effective']:.4f} | {share['direct']:.4f} | "
+            f"| {g} | {share['direct']:.4f} | {share['effective']:.4f} | "
             f"{_md5(rec, 'train.json')} | {_md5(rec, 'model.safetensors')} | "
             f"{_md5(rec, 'samples.parquet')} | {_escape(changed)} |"
         )
         prev = rec["settings"]
-    first = read_record(paths[min(paths)])
-    lines += ["", f"Settings: `{_escape(compact(first['settings']))}`", ""]
     return lines
 
 
-def lineage_summary_text(runs: Mapping[str, Mapping[str, Any]], root: str | Path = ".") -> str:
-    """The Markdown of reports/lineage.md for ``runs`` (run id -> settings), in that order."""
+def lineage_summary_text(
+    runs: Mapping[str, Mapping[str, Any]], root: str | Path = ".", full: bool = False
+) -> str:
+    """The Markdown of reports/lineage.md for ``runs`` (run id -> settings), in that
+    order; ``full``: every generation's hashes (``lineage summary --full``)."""
     lines = [INTRO]
     for run, settings in runs.items():
-        lines += run_table(run, settings, root)
+        lines += run_table(run, settings, root, full=full)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def ledger_runs(root: str | Path = ".") -> dict[str, dict[str, Any]]:
+    """Every run with ledger records -> the settings its first record holds."""
+    out: dict[str, dict[str, Any]] = {}
+    base = Path(root) / LEDGER_DIR
+    for run_dir in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
+        paths = ledger_records(run_dir.name, root)
+        if paths:
+            out[run_dir.name] = read_record(paths[min(paths)])["settings"]
+    return out
