@@ -260,8 +260,10 @@ def test_report_has_a_row_per_run_with_final_metrics_and_is_reproducible(tree):
     families = ("gaussian", "gmm", "categorical", "linear_regression")
     assert set(first) == {
         "report.md",
+        "index.html",
         "lineage.md",
-        *(f"figures/regimes_{f}.png" for f in families),
+        # the "gaussians" group shows exactly the Gaussian runs: no second figure of them
+        *(f"figures/regimes_{f}.png" for f in families if f != "gaussian"),
         "figures/compare_gaussians.png",
         *(f"trends/{f}.csv" for f in families),
         *(f"metrics/{run}.json" for run in RUNS),
@@ -365,3 +367,77 @@ def test_report_rejects_an_unknown_run_in_a_comparison(tree):
     root, _ = tree
     with pytest.raises(ValueError, match="nope"):
         write_report(RUNS, {"bad": ["gauss_mix", "nope"]}, root)
+
+
+# ----------------------------------------------------------------- the HTML report
+
+
+def _html_links(page: Path) -> list[str]:
+    import re
+
+    text = page.read_text(encoding="utf-8")
+    return re.findall(r'(?:src|href)="([^"#][^"]*)"', text)
+
+
+def test_html_report_has_findings_each_figure_once_and_working_links(tree):
+    root, frames = tree
+    report = write_report(RUNS, COMPARE, root).parent
+    page = report / "index.html"
+    text = page.read_text(encoding="utf-8")
+    links = _html_links(page)
+    assert links, "no links"
+    for link in links:
+        assert (report / link).exists(), f"broken link {link}"
+    images = [link for link in links if link.endswith(".png") and link.startswith("figures/")]
+    assert len(images) == len(set(images))  # each comparison figure once
+    assert {p.name for p in (report / "figures").iterdir()} == {Path(i).name for i in images}
+    # the findings, in numbers: gauss_replace's variance from generation 0 to the last
+    ens = frames["gauss_replace"]["var_trace"].to_numpy() * 1.1  # the fixture's ensemble
+    first, last = ens[0], ens[-1]
+    expected = f"{first:.4g} → {last:.4g} in {GENERATIONS - 1} generations (×{last / first:.3g})"
+    assert expected in text
+    md = (report / "report.md").read_text(encoding="utf-8")
+    assert expected in md
+
+
+def _blue_pixels(png: Path) -> int:
+    """Pixels of matplotlib's first colour (tab:blue, #1f77b4): only a figure has them."""
+    import matplotlib.image
+
+    rgb = (matplotlib.image.imread(png)[..., :3] * 255).round().astype(int)
+    return int((np.abs(rgb - [31, 119, 180]).max(axis=-1) <= 12).sum())
+
+
+def _browse(page: Path, shot: Path) -> str:
+    """Load ``page`` in headless Chromium; the screenshot at ``shot``, the browser log."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.fail("chromium is not installed: the README's test command installs it")
+    out = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--enable-logging=stderr", "--v=0", "--window-size=1280,3000",
+         f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0 and shot.is_file(), out.stderr[-2000:]
+    return out.stdout + out.stderr
+
+
+def test_html_report_in_a_real_browser_shows_its_figures(tree, tmp_path):
+    """Chromium loads the page without a console message and draws its figures (the
+    screenshot's pixels); with the figures gone, the same check finds none."""
+    import shutil
+
+    root, _ = tree
+    report = write_report(RUNS, COMPARE, root).parent
+    copy = Path(shutil.copytree(report, tmp_path / "reports"))
+    log = _browse(copy / "index.html", tmp_path / "page.png")
+    assert "CONSOLE" not in log, [line for line in log.splitlines() if "CONSOLE" in line]
+    shown = _blue_pixels(tmp_path / "page.png")
+    assert shown > 1000, shown
+    shutil.rmtree(copy / "figures")  # the negative control: the same page, no figures
+    _browse(copy / "index.html", tmp_path / "bare.png")
+    assert _blue_pixels(tmp_path / "bare.png") < shown / 50

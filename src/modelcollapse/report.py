@@ -42,6 +42,7 @@ from modelcollapse.plots import (
     safe_name,
     save_png,
 )
+from modelcollapse.report_html import HTML_NAME, HtmlPage
 from modelcollapse.settings import RunSettings
 from modelcollapse.stamps import STAMP_NAME, write_stamp
 
@@ -253,15 +254,16 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
     return fig
 
 
-def _family_table(family: str, results: list[RunResults]) -> list[str]:
+def _table(family: str, results: list[RunResults]) -> tuple[list[str], list[list[str]]]:
+    """The family table: header and one row of plain cells per run."""
     keys = key_metrics(family)
-    header = ["run", "regime", "N", "real_fraction", "generations", "chains", *keys, "figures"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    header = ["run", "regime", "N", "real_fraction", "generations", "chains", *keys]
+    rows = []
     for r in results:
         s = r.settings
         rf = s.real_fraction
         cells = [
-            f"`{r.run}`",
+            r.run,
             s.regime,
             str(s.samples_per_generation),
             "–" if rf is None else f"{rf:g}",
@@ -274,10 +276,87 @@ def _family_table(family: str, results: list[RunResults]) -> list[str]:
             if ens is not None:
                 cell += f" (ens. {_fmt(ens[0])} ± {_fmt(ens[1])})"
             cells.append(cell)
+        rows.append(cells)
+    return header, rows
+
+
+def _family_table(family: str, results: list[RunResults]) -> list[str]:
+    header, rows = _table(family, results)
+    lines = ["| " + " | ".join([*header, "figures"]) + " |", "|" + "---|" * (len(header) + 1)]
+    for r, cells in zip(results, rows, strict=True):
         link = posixpath.relpath(f"{RESULTS_DIR.format(run=r.run)}/{FIGURES}", REPORT_DIR)
-        cells.append(f"[{FIGURES}/]({link}/)")
-        lines.append("| " + " | ".join(cells) + " |")
+        row = [f"`{cells[0]}`", *cells[1:], f"[{FIGURES}/]({link}/)"]
+        lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+def _regime_text(settings: RunSettings) -> str:
+    rf = settings.real_fraction
+    if settings.regime == "mix" and rf:
+        return f"mix, {rf:.0%} human data"
+    if settings.regime == "fresh" and rf:
+        return f"fresh, {rf:.0%} new human data"
+    return settings.regime
+
+
+def finding(r: RunResults) -> str | None:
+    """One run's headline in numbers: the family's first key metric from generation 0
+    to the last (the ensemble mean where there is one), the factor, and for a metric
+    whose collapse is about the median, the ensemble median too."""
+    family = r.settings.family
+    metric = key_metrics(family)[0]
+    curve = r.curve(metric)
+    if curve is None or len(curve[1]) < 2:
+        return None
+    g, values, se = curve
+    first, last = float(values[0]), float(values[-1])
+    factor = f" (×{last / first:.3g})" if first and math.isfinite(last / first) else ""
+    text = (
+        f"`{r.run}` ({_regime_text(r.settings)}, N = {r.settings.samples_per_generation}): "
+        f"{metric_label(family, metric)} {first:.4g} → {last:.4g} in {int(g[-1])} "
+        f"generations{factor}"
+    )
+    if se is not None:
+        text += f", mean of {r.chains} chains"
+        part = ensemble_metric(r.ensemble, metric)
+        if metric in median_metrics(family) and part is not None:
+            m0, m1 = (float(v) for v in part["median"].to_numpy(float)[[0, -1]])
+            text += f"; median {m0:.4g} → {m1:.4g}" + (f" (×{m1 / m0:.3g})" if m0 else "")
+    return text
+
+
+def _run_figures(run: str, root: Path) -> list[str]:
+    """The run's PNGs, as paths relative to the report directory."""
+    folder = root / RESULTS_DIR.format(run=run) / FIGURES
+    base = posixpath.relpath(f"{RESULTS_DIR.format(run=run)}/{FIGURES}", REPORT_DIR)
+    return [f"{base}/{p.name}" for p in sorted(folder.glob("*.png"))] if folder.is_dir() else []
+
+
+def _plan_figures(
+    families: dict[str, list[RunResults]], compare: dict[str, list[str]], results: dict
+) -> tuple[dict[str, list[tuple[str, str, list[RunResults]]]], list[tuple[str, str, list]]]:
+    """Which comparison figures to draw, each once: per family, its group figures (a
+    ``report.compare`` group whose runs are all of that family) and its own figure unless
+    a group already shows exactly its runs; groups spanning families apart."""
+    by_family: dict[str, list[tuple[str, str, list[RunResults]]]] = {f: [] for f in families}
+    mixed: list[tuple[str, str, list[RunResults]]] = []
+    for name, members in compare.items():
+        chosen = [results[m] for m in members]
+        kinds = {r.settings.family for r in chosen}
+        entry = (name, f"{REPORT_FIGURES}/compare_{safe_name(name)}.png", chosen)
+        (by_family[kinds.pop()] if len(kinds) == 1 else mixed).append(entry)
+    for family, runs_of in families.items():
+        own = {r.run for r in runs_of}
+        covered = any({r.run for r in chosen} == own for _, _, chosen in by_family[family])
+        if not covered:
+            image = f"{REPORT_FIGURES}/regimes_{safe_name(family)}.png"
+            by_family[family].insert(0, (f"{family}: runs compared", image, runs_of))
+    return by_family, mixed
+
+
+def _shown(chosen: list[RunResults]) -> list[str]:
+    """The key metrics of the runs' families, in order, once each."""
+    return list(dict.fromkeys(k for r in chosen for k in key_metrics(r.settings.family)))
 
 
 def write_report(
@@ -286,8 +365,9 @@ def write_report(
     root: str | Path = ".",
     stamp: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the report directory (report.md, the comparison figures and the lineage
-    summary, lineage.md) in one piece, with the step's ``stamp``; return report.md."""
+    """Write the report directory (report.md and index.html with findings, tables and
+    figures; the comparison figures; the lineage summary, lineage.md; the files for
+    DVC) in one piece, with the step's ``stamp``; return report.md."""
     root = Path(root)
     results = {run: RunResults(run, settings, root) for run, settings in runs.items()}
     families: dict[str, list[RunResults]] = {}
@@ -297,7 +377,9 @@ def write_report(
         unknown = [m for m in members if m not in results]
         if unknown:
             raise ValueError(f"report.compare.{name}: unknown runs {unknown}")
+    by_family, mixed = _plan_figures(families, compare, results)
     md = [INTRO]
+    page = HtmlPage()
     target = root / REPORT_DIR
     with figure_style(), io.atomic_dir(target) as tmp:
         for sub in (REPORT_FIGURES, TRENDS, RUN_METRICS):
@@ -306,23 +388,29 @@ def write_report(
             summary = json.dumps(run_summary(result), indent=1, sort_keys=True) + "\n"
             (tmp / RUN_METRICS / f"{safe_name(run)}.json").write_text(summary, encoding="utf-8")
         for family, runs_of in families.items():
-            image = f"{REPORT_FIGURES}/regimes_{safe_name(family)}.png"
             keys = list(key_metrics(family))
             trend = trend_table(keys[0], runs_of)
             (tmp / TRENDS / f"{safe_name(family)}.csv").write_text(trend, encoding="utf-8")
-            save_png(comparison_figure(f"{family}: runs compared", runs_of, keys), tmp / image)
-            md += [f"## {family}", "", *_family_table(family, runs_of), ""]
-            md += [f"![{family}: runs compared]({image})", ""]
-        if compare:
+            found = [f for r in runs_of if (f := finding(r)) is not None]
+            md += [f"## {family}", "", *(f"- {f}" for f in found), ""]
+            md += [*_family_table(family, runs_of), ""]
+            header, rows = _table(family, runs_of)
+            figures = {r.run: _run_figures(r.run, root) for r in runs_of}
+            page.family(family, found, header, rows, figures)
+            for title, image, chosen in by_family[family]:
+                save_png(comparison_figure(title, chosen, _shown(chosen)), tmp / image)
+                md += [f"![{title}]({image})", ""]
+                page.figure(title, image, [r.run for r in chosen])
+        if mixed:
             md += ["## Comparisons", ""]
-        for name, members in compare.items():
-            chosen = [results[m] for m in members]
-            shown = [k for r in chosen for k in key_metrics(r.settings.family)]
-            image = f"{REPORT_FIGURES}/compare_{safe_name(name)}.png"
-            save_png(comparison_figure(name, chosen, list(dict.fromkeys(shown))), tmp / image)
-            md += [f"### {name}", "", "Runs: " + ", ".join(f"`{m}`" for m in members), ""]
+            page.heading("Comparisons")
+        for name, image, chosen in mixed:
+            save_png(comparison_figure(name, chosen, _shown(chosen)), tmp / image)
+            md += [f"### {name}", "", "Runs: " + ", ".join(f"`{r.run}`" for r in chosen), ""]
             md += [f"![{name}]({image})", ""]
+            page.figure(name, image, [r.run for r in chosen])
         (tmp / "report.md").write_text("\n".join(md).rstrip("\n") + "\n", encoding="utf-8")
+        (tmp / HTML_NAME).write_text(page.text(), encoding="utf-8")
         (tmp / SUMMARY_NAME).write_text(
             lineage_summary_text({run: s.to_dict() for run, s in runs.items()}, root),
             encoding="utf-8",
