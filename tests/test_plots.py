@@ -242,7 +242,7 @@ def _cell(value: float) -> str:
     return "nan" if not math.isfinite(value) else format(value, ".4g")
 
 
-def test_report_has_a_row_per_run_with_final_metrics_and_is_reproducible(tree):
+def test_report_has_a_row_per_run_with_final_metrics_and_is_reproducible(tree, plotted):
     root, frames = tree
     path = write_report(RUNS, COMPARE, root)
     assert path == root / REPORT_DIR / "report.md"
@@ -288,7 +288,8 @@ def test_report_has_a_row_per_run_with_final_metrics_and_is_reproducible(tree):
         settings = RUNS[run]
         row = rows[run]
         assert f"| {settings.regime} | {N} |" in row
-        assert f"../results/{run}/figures/" in row
+        for metric in keys[settings.family]:  # each key metric's figure file, linked
+            assert f"[{metric}](../results/{run}/figures/metric_{metric}.png)" in row
         for metric in keys[settings.family]:
             final = frame[metric].iloc[-1]
             assert _cell(final) in row, (run, metric)
@@ -379,7 +380,7 @@ def _html_links(page: Path) -> list[str]:
     return re.findall(r'(?:src|href)="([^"#][^"]*)"', text)
 
 
-def test_html_report_has_findings_each_figure_once_and_working_links(tree):
+def test_html_report_has_findings_each_figure_once_and_working_links(tree, plotted):
     root, frames = tree
     report = write_report(RUNS, COMPARE, root).parent
     page = report / "index.html"
@@ -388,6 +389,8 @@ def test_html_report_has_findings_each_figure_once_and_working_links(tree):
     assert links, "no links"
     for link in links:
         assert (report / link).exists(), f"broken link {link}"
+    run_figures = [link for link in links if link.startswith("../results/")]
+    assert len(run_figures) == sum(len(files) for files in plotted.values())  # every one
     images = [link for link in links if link.endswith(".png") and link.startswith("figures/")]
     assert len(images) == len(set(images))  # each comparison figure once
     assert {p.name for p in (report / "figures").iterdir()} == {Path(i).name for i in images}

@@ -280,12 +280,19 @@ def _table(family: str, results: list[RunResults]) -> tuple[list[str], list[list
     return header, rows
 
 
-def _family_table(family: str, results: list[RunResults]) -> list[str]:
+def _family_table(family: str, results: list[RunResults], root: Path) -> list[str]:
+    """The table in Markdown; the figures column links each key metric's figure file
+    (index.html lists every figure)."""
     header, rows = _table(family, results)
     lines = ["| " + " | ".join([*header, "figures"]) + " |", "|" + "---|" * (len(header) + 1)]
     for r, cells in zip(results, rows, strict=True):
-        link = posixpath.relpath(f"{RESULTS_DIR.format(run=r.run)}/{FIGURES}", REPORT_DIR)
-        row = [f"`{cells[0]}`", *cells[1:], f"[{FIGURES}/]({link}/)"]
+        files = {posixpath.basename(f): f for f in _run_figures(r.run, root)}
+        links = [
+            f"[{metric}]({files[name]})"
+            for metric in key_metrics(family)
+            if (name := f"metric_{safe_name(metric)}.png") in files
+        ]
+        row = [f"`{cells[0]}`", *cells[1:], ", ".join(links) or "–"]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -393,7 +400,7 @@ def write_report(
             (tmp / TRENDS / f"{safe_name(family)}.csv").write_text(trend, encoding="utf-8")
             found = [f for r in runs_of if (f := finding(r)) is not None]
             md += [f"## {family}", "", *(f"- {f}" for f in found), ""]
-            md += [*_family_table(family, runs_of), ""]
+            md += [*_family_table(family, runs_of, root), ""]
             header, rows = _table(family, runs_of)
             figures = {r.run: _run_figures(r.run, root) for r in runs_of}
             page.family(family, found, header, rows, figures)
