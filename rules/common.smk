@@ -225,13 +225,15 @@ def plot_inputs(wildcards):
 
 
 def report_inputs(wildcards):
-    """The report reads every run's results and (through lineage.md) every ledger
-    record, which the generation jobs write before the metrics table is made."""
+    """The report reads every run's results, lists its figures (index.html links each)
+    and, through lineage.md, every ledger record, which the generation jobs write
+    before the metrics table is made."""
     return step_inputs(
         "report",
         None,
         metrics=expand(results_path("metrics.csv"), run=RUNS),
         ensembles=expand(results_path("ensemble.csv"), run=RUNS),
+        figures=expand(results_path("figures"), run=RUNS),
     )
 
 

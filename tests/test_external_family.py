@@ -102,7 +102,7 @@ def test_the_external_family_runs_every_step(study, env):
         assert (figures / "metric_rate_sq_error.png").stat().st_size > 10_000
     report = (study / "reports" / "report.md").read_text()
     assert "## poisson" in report and "| rate_sq_error |" in report.replace(" figures |", " |")
-    assert (study / "reports" / "compare_poisson.png").is_file()
+    assert (study / "reports" / "figures" / "compare_poisson.png").is_file()
     verify = [sys.executable, "-m", "modelcollapse", "lineage", "verify"]
     assert "lineage verified: every check holds" in run(verify, study, env).stdout
     again = run([sys.executable, "-m", "snakemake", "-n"], study, env)

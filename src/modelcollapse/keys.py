@@ -160,6 +160,8 @@ class Keys:
                     "settings": settings.to_dict(),
                     "metrics": self.key("metrics", r),
                     "ensemble": self.key("ensemble", r),
+                    # index.html links every figure of the run
+                    "figures": self.key("figures", r),
                 }
                 for r, settings in self.params.runs.items()
             },

@@ -255,7 +255,7 @@ class Planner:
         """The first upstream step that is not fresh, as this step's reason to rerun."""
         if step == "report":
             for run in self.params.runs:
-                for up in ("metrics", "ensemble"):
+                for up in ("metrics", "ensemble", "figures"):
                     if not self.step(up, run).fresh:
                         return Status(STALE, f"{up} of run {run} will be rebuilt")
             return _FRESH

@@ -241,18 +241,18 @@ def metric_figure(
         )
         if median is not None or median_first:
             med = ensemble["median"].to_numpy(float)
-            style = {"color": "tab:green", "lw": 2.2 if median_first else 1.4}
-            lines.append((g, med, style | {"label": "ensemble median"}))
+            width = 2.2 if median_first else 1.4
+            lines.append((g, med, {"color": "tab:green", "lw": width, "label": "ensemble median"}))
     if metric in chain.columns and chain[metric].notna().any():
         values = chain[metric].to_numpy(float)
         style: dict[str, Any] = {"color": CHAIN_COLOR, "lw": 1.0, "ms": 3, "alpha": 0.9}
         style |= {"marker": "o" if len(values) <= 100 else None}
         style["label"] = f"single chain (seed {settings.seed})"
         lines.append((chain["generation"].to_numpy(float), values, style))
-    for key, ls, label in ((expected, "--", "theory: expected"), (median, ":", "theory: median")):
+    for key, ls, what in ((expected, "--", "theory: expected"), (median, ":", "theory: median")):
         if key is not None:
             values = np.asarray(key, dtype=float)
-            style = {"color": THEORY_COLOR, "ls": ls, "lw": 1.4, "label": label}
+            style = {"color": THEORY_COLOR, "ls": ls, "lw": 1.4, "label": what}
             lines.append((np.arange(len(values), dtype=float), values, style))
     central = [values for _, values, _ in lines]
     if std_band is None or se_band is None:
