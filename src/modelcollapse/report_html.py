@@ -13,6 +13,8 @@ import html
 import posixpath
 import re
 
+from modelcollapse.plots import safe_name
+
 HTML_NAME = "index.html"
 
 STYLE = """
@@ -59,7 +61,7 @@ def _code(text: str) -> str:
 
 
 def _anchor(name: str) -> str:
-    return "f-" + re.sub(r"[^A-Za-z0-9_-]+", "-", name)
+    return "f-" + safe_name(name)
 
 
 class HtmlPage:

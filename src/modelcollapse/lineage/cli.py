@@ -51,9 +51,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from modelcollapse.lineage.summary import ledger_runs, lineage_summary_text
+    from modelcollapse.lineage.summary import ledger_settings, lineage_summary_text
 
-    known = ledger_runs(args.root)
+    known = ledger_settings(args.root)
     unknown = [r for r in args.runs if r not in known]
     if unknown or not known:
         print(f"error: no ledger records for {unknown or 'any run'}", file=sys.stderr)

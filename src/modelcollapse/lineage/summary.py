@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from modelcollapse.lineage.chain import compact, settings_changes
-from modelcollapse.lineage.records import LEDGER_DIR, ledger_records, read_record
+from modelcollapse.lineage.records import LEDGER_DIR, ledger_records, ledger_runs, read_record
 
 SUMMARY_NAME = "lineage.md"
 MD5_CHARS = 10
@@ -175,12 +175,11 @@ def lineage_summary_text(
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def ledger_runs(root: str | Path = ".") -> dict[str, dict[str, Any]]:
-    """Every run with ledger records -> the settings its first record holds."""
+def ledger_settings(root: str | Path = ".") -> dict[str, dict[str, Any]]:
+    """Every run with ledger records (``records.ledger_runs``) -> the settings its first
+    record holds."""
     out: dict[str, dict[str, Any]] = {}
-    base = Path(root) / LEDGER_DIR
-    for run_dir in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
-        paths = ledger_records(run_dir.name, root)
-        if paths:
-            out[run_dir.name] = read_record(paths[min(paths)])["settings"]
+    for run in ledger_runs(root):
+        paths = ledger_records(run, root)
+        out[run] = read_record(paths[min(paths)])["settings"]
     return out
