@@ -25,6 +25,7 @@ from modelcollapse.keys import Keys
 from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, job_of_path
 from modelcollapse.paths import gen_path as generation_file  # a string (thousands of jobs)
 from modelcollapse.plan import Planner, describe
+from modelcollapse import scheduling
 
 SETTINGS_SOURCE = "params.yaml (with --config overrides)"
 try:
@@ -162,16 +163,31 @@ def job_threads(wildcards):
 
 
 def job_priority(wildcards):
-    """Longest remaining chain first (RunSettings.priority; docs/architecture.md)."""
-    return PARAMS.run(wildcards.run).priority(int(wildcards.gen))
+    """Longest remaining chain first (scheduling.priority; docs/architecture.md)."""
+    return scheduling.priority(PARAMS.run(wildcards.run), int(wildcards.gen))
 
 
 def human_priority(wildcards):
-    return PARAMS.human_priority(wildcards.source)
+    return scheduling.human_priority(PARAMS, wildcards.source)
 
 
 def job_mem_mb(wildcards):
     return PARAMS.run(wildcards.run).mem_mb
+
+
+# Cluster resources (docs/cluster.md): a time limit from the run's estimated cost, and a
+# GPU for a neural run with `device: cuda`. Local runs ignore both.
+def job_runtime(wildcards):
+    return scheduling.runtime_minutes(PARAMS.run(wildcards.run))
+
+
+def job_gpus(wildcards):
+    return scheduling.gpus(PARAMS.run(wildcards.run))
+
+
+def ensemble_runtime(wildcards):
+    settings = PARAMS.run(wildcards.run)
+    return scheduling.runtime_minutes(settings, settings.generations)
 
 
 def generation_inputs(wildcards):

@@ -30,6 +30,8 @@ rule ensemble:
     log:
         "logs/{run}/ensemble.log",
     threads: 1
+    resources:
+        runtime=ensemble_runtime,
     shell:
         job_command("ensemble", "wildcards.run")
 

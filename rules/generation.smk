@@ -21,6 +21,8 @@ rule generation:
     priority: job_priority
     resources:
         mem_mb=job_mem_mb,
+        runtime=job_runtime,
+        gpu=job_gpus,
     shell:
         job_command("generation", "wildcards.run", "wildcards.gen")
 

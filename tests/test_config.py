@@ -158,3 +158,29 @@ def test_runs_on_real_data_are_checked_against_their_prepared_pool(tmp_path):
     message = str(info.value)
     for fragment in ("runs.fresh", "needs 100 human rows", "prepared pool of human.digits is 80"):
         assert fragment in message, message
+
+
+def test_scheduling_priorities_and_cluster_resources_follow_the_settings():
+    """Priorities (seconds left on the chain) and a cluster job's time limit and GPUs,
+    from modelcollapse.scheduling, which no step imports (outside every fingerprint)."""
+    from modelcollapse import scheduling
+    from modelcollapse.fingerprint import STEP_ENTRIES, closure
+
+    params = load_params(ROOT / "params.yaml")
+    lm, gmm = params.run("lm_replace"), params.run("gmm_replace")
+    gauss = params.run("gauss_replace")
+    assert scheduling.priority(lm, 0) == 5 * 150 and scheduling.priority(lm, 4) == 150
+    assert scheduling.priority(gmm, 0) == round(100 * 0.03 * 20)  # 0.6 s a generation
+    assert scheduling.priority(gauss, 99) == 0  # 0.5 s rounds to 0: the last generation
+    # A human source outranks the first generation of every chain that starts from it.
+    assert scheduling.human_priority(params, "shakespeare") == 751
+    assert scheduling.human_priority(params, "gauss1d") > scheduling.priority(gauss, 0)
+
+    assert scheduling.runtime_minutes(lm) == 10  # 4 x 150 s = 10 min: the floor
+    assert scheduling.runtime_minutes(lm, lm.generations) == 50  # 4 x 5 x 150 s
+    assert scheduling.runtime_minutes(gauss, gauss.generations) == 10
+    assert scheduling.gpus(lm) == 0
+    cuda = dataclasses.replace(lm, options={**lm.options, "device": "cuda"})
+    assert scheduling.gpus(cuda) == 1
+    modules = set().union(*(closure(entries) for entries in STEP_ENTRIES.values()))
+    assert "modelcollapse.scheduling" not in modules

@@ -24,14 +24,6 @@ NOT_GENERATION_KEYS = ("generations", "chains", "plot_generations")
 SINGLE_THREAD = 1
 DEFAULT_JOB_MB = 1000
 
-# Rough seconds one generation job takes on one CPU core (measured on the 2-core
-# machines in README "Benchmarks"), used only to order jobs (RunSettings.priority):
-# a GMM generation fits one mixture per chain; other families fall back to a
-# statistical job's start-up cost. Results never depend on these numbers.
-GENERATION_SECONDS = {"lm": 150.0, "vae": 100.0}
-GMM_SECONDS_PER_CHAIN = 0.03
-STATISTICAL_JOB_SECONDS = 0.5
-
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -57,20 +49,6 @@ class RunSettings:
     def mem_mb(self) -> int:
         """The memory a generation job declares (a neural family's ``mem_mb`` option)."""
         return int(self.options.get("mem_mb", DEFAULT_JOB_MB))
-
-    @property
-    def generation_seconds(self) -> float:
-        """A rough estimate of one generation job's seconds (scheduling only)."""
-        if self.family == "gmm":
-            return max(STATISTICAL_JOB_SECONDS, GMM_SECONDS_PER_CHAIN * self.chains)
-        return GENERATION_SECONDS.get(self.family, STATISTICAL_JOB_SECONDS)
-
-    def priority(self, generation: int) -> int:
-        """Snakemake priority of generation ``generation``'s job: the estimated seconds of
-        its chain from there to the run's last generation. Runs are chains, so the
-        longest remaining chain bounds the study's wall time; starting it first keeps
-        both cores busy to the end instead of leaving one long chain running alone."""
-        return round((self.generations - generation) * self.generation_seconds)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: what model.json and the keys record."""
@@ -140,11 +118,3 @@ class Params:
 
     def human_source(self, run_id: str) -> dict[str, Any]:
         return self.human[self.run(run_id).human]
-
-    def human_priority(self, source: str) -> int:
-        """Snakemake priority of preparing human source ``source``: above the first
-        generation of every run that starts from it (Snakemake does not pass a job's
-        priority to the jobs it waits for, and a source left at 0 would wait behind
-        every short chain that is already running)."""
-        waiting = [s.priority(0) for s in self.runs.values() if s.human == source]
-        return max(waiting, default=0) + 1
