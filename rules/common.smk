@@ -178,7 +178,7 @@ def job_mem_mb(wildcards):
 # Cluster resources (docs/cluster.md): a time limit from the run's estimated cost, and a
 # GPU for a neural run with `device: cuda`. Local runs ignore both.
 def job_runtime(wildcards):
-    return scheduling.runtime_minutes(PARAMS.run(wildcards.run))
+    return scheduling.generation_runtime(PARAMS.run(wildcards.run))
 
 
 def job_gpus(wildcards):
@@ -186,8 +186,12 @@ def job_gpus(wildcards):
 
 
 def ensemble_runtime(wildcards):
-    settings = PARAMS.run(wildcards.run)
-    return scheduling.runtime_minutes(settings, settings.generations)
+    return scheduling.ensemble_runtime(PARAMS.run(wildcards.run))
+
+
+def ensemble_priority(wildcards):
+    """A long ensemble starts beside the chains, not after them (scheduling)."""
+    return scheduling.ensemble_priority(PARAMS.run(wildcards.run))
 
 
 def generation_inputs(wildcards):

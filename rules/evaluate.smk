@@ -30,6 +30,7 @@ rule ensemble:
     log:
         "logs/{run}/ensemble.log",
     threads: 1
+    priority: ensemble_priority
     resources:
         runtime=ensemble_runtime,
     shell:

@@ -6,6 +6,11 @@
 #   scripts/local_slurm.sh start DIR   # munged, slurmctld, slurmd; state and logs in DIR
 #   scripts/local_slurm.sh stop DIR
 #
+# `start DIR --fake-gpu` declares one GPU the node does not have (a gres whose device
+# file is /dev/null): SLURM then places a GPU job as a cluster would (--gpus=1,
+# CUDA_VISIBLE_DEVICES), and a job that tries to use the GPU fails (tests/test_slurm.py
+# checks exactly that).
+#
 # The configuration is /etc/slurm/slurm.conf, where SLURM's commands look for it: the
 # executor plugin's job step removes SLURM_* variables (SLURM_CONF among them) before it
 # calls `srun` inside each job. An existing slurm.conf not written by this script is
@@ -15,11 +20,17 @@
 # plugin wants at least 3 x its first status-check interval). docs/cluster.md.
 set -euo pipefail
 
-usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
-[ $# -eq 2 ] || usage
+usage() { echo "usage: $0 start DIR [--fake-gpu] | stop DIR" >&2; exit 2; }
+[ $# -eq 2 ] || [ $# -eq 3 ] || usage
 action=$1
 dir=$(mkdir -p "$2" && cd "$2" && pwd)
+fake_gpu=no
+if [ $# -eq 3 ]; then
+  [ "$3" = --fake-gpu ] && [ "$action" = start ] || usage
+  fake_gpu=yes
+fi
 conf=/etc/slurm/slurm.conf
+gres=/etc/slurm/gres.conf
 marker="# Written by scripts/local_slurm.sh"
 
 free_port() {
@@ -49,10 +60,12 @@ start() {
   if pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
     echo "local_slurm: a slurmctld or slurmd is already running on this machine" >&2; exit 1
   fi
-  if [ -f "$conf" ] && ! head -n 1 "$conf" | grep -qF "$marker"; then
-    echo "local_slurm: $conf exists and is not ours; not touching a configured cluster" >&2
-    exit 1
-  fi
+  for file in "$conf" "$gres"; do
+    if [ -f "$file" ] && ! head -n 1 "$file" | grep -qF "$marker"; then
+      echo "local_slurm: $file exists and is not ours; not touching a configured cluster" >&2
+      exit 1
+    fi
+  done
   # munge authenticates every SLURM message; start it unless one already answers.
   if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     mkdir -p /run/munge
@@ -65,6 +78,13 @@ start() {
   cpus=$(nproc)
   mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.8)}' /proc/meminfo)
   mkdir -p "$dir/state" "$dir/spool" "$(dirname "$conf")"
+  local node_gres=""
+  rm -f "$gres"
+  if [ "$fake_gpu" = yes ]; then
+    node_gres=" Gres=gpu:1"
+    printf '%s for %s: a GPU without a device.\nNodeName=%s Name=gpu File=/dev/null\n' \
+      "$marker" "$dir" "$(hostname -s)" > "$gres"
+  fi
   cat > "$conf" <<EOF
 $marker for $dir: one node, this machine, loopback only.
 ClusterName=modelcollapse
@@ -82,6 +102,7 @@ SelectTypeParameters=CR_Core_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
+GresTypes=gpu
 MinJobAge=300
 ReturnToService=2
 StateSaveLocation=$dir/state
@@ -90,7 +111,7 @@ SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/slurmctld.log
 SlurmdLogFile=$dir/slurmd.log
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem$node_gres State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
   slurmctld -c -f "$conf"   # -c: no job state from an earlier cluster in DIR
@@ -111,9 +132,11 @@ stop() {
       rm -f "$dir/$name.pid"
     fi
   done
-  if [ -f "$conf" ] && head -n 1 "$conf" | grep -qF "$marker for $dir:"; then
-    rm -f "$conf"
-  fi
+  for file in "$conf" "$gres"; do
+    if [ -f "$file" ] && head -n 1 "$file" | grep -qF "$marker for $dir:"; then
+      rm -f "$file"
+    fi
+  done
   if [ -f "$dir/munged.started" ]; then
     pid=$(cat /run/munge/munged.pid 2>/dev/null || true)
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true

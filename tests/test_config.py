@@ -170,15 +170,20 @@ def test_scheduling_priorities_and_cluster_resources_follow_the_settings():
     lm, gmm = params.run("lm_replace"), params.run("gmm_replace")
     gauss = params.run("gauss_replace")
     assert scheduling.priority(lm, 0) == 5 * 150 and scheduling.priority(lm, 4) == 150
-    assert scheduling.priority(gmm, 0) == round(100 * 0.03 * 20)  # 0.6 s a generation
+    assert scheduling.priority(gmm, 0) == 100 * 3  # an EM fit at N = 1000: 3 s
     assert scheduling.priority(gauss, 99) == 0  # 0.5 s rounds to 0: the last generation
     # A human source outranks the first generation of every chain that starts from it.
     assert scheduling.human_priority(params, "shakespeare") == 751
     assert scheduling.human_priority(params, "gauss1d") > scheduling.priority(gauss, 0)
+    # The ensemble's cost grows with chains x generations; one chain is a header only.
+    paper_gmm = dataclasses.replace(gmm, chains=100, generations=2000)
+    assert scheduling.ensemble_priority(paper_gmm) == 700
+    assert scheduling.ensemble_priority(lm) == 0
 
-    assert scheduling.runtime_minutes(lm) == 10  # 4 x 150 s = 10 min: the floor
-    assert scheduling.runtime_minutes(lm, lm.generations) == 50  # 4 x 5 x 150 s
-    assert scheduling.runtime_minutes(gauss, gauss.generations) == 10
+    assert scheduling.generation_runtime(lm) == 10  # 4 x 150 s = 10 min: the floor
+    assert scheduling.generation_runtime(dataclasses.replace(lm, family="vae")) == 10
+    assert scheduling.ensemble_runtime(paper_gmm) == 47  # 4 x 700 s
+    assert scheduling.ensemble_runtime(gauss) == 10
     assert scheduling.gpus(lm) == 0
     cuda = dataclasses.replace(lm, options={**lm.options, "device": "cuda"})
     assert scheduling.gpus(cuda) == 1

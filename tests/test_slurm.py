@@ -4,8 +4,9 @@
 (munged, slurmctld, slurmd; no accounting database) on loopback. A tiny study runs
 through ``--profile profiles/slurm``, every job an ``sbatch``; its artifacts are
 byte-identical to the same study run locally, its ledger verifies and dvc.lock records
-it (`dvc status` clean). A job that fails
-on the cluster is reported as failed, with its rule and its SLURM state.
+it (`dvc status` clean). A run with ``device: cuda`` asks SLURM for a GPU and gets the
+node's (a fake one: this machine has none), and its job, failing on the cluster, is
+reported as failed, with its rule and its SLURM state.
 
 The plugin lives in a virtual environment of its own (``scripts/setup_tests.sh``
 makes it; ``MODELCOLLAPSE_SLURM_VENV``): installed beside the workflow, it would slow
@@ -65,7 +66,8 @@ def cluster(tmp_path_factory):
         pytest.fail(f"{slurm_python()} missing: the README's test command makes it")
     state = tmp_path_factory.mktemp("slurm")
     script = str(ROOT / "scripts" / "local_slurm.sh")
-    subprocess.run(["bash", script, "start", str(state)], check=True, timeout=120)
+    # One fake GPU (a gres without a device): GPU jobs are placed, and fail if they use it.
+    subprocess.run(["bash", script, "start", str(state), "--fake-gpu"], check=True, timeout=120)
     try:
         yield state
     finally:
@@ -109,23 +111,35 @@ def test_a_study_on_slurm_matches_the_local_run_byte_for_byte(cluster, tmp_path)
     assert submitted(again.stdout + again.stderr) == []
 
 
-def test_a_job_that_fails_on_slurm_is_reported_as_failed(cluster, tmp_path):
-    """A language-model corpus with a file that is not UTF-8: preparing the human
-    data fails inside its SLURM job, and Snakemake says which rule and what state."""
+def test_a_gpu_run_gets_a_gpu_and_its_failure_is_reported(cluster, tmp_path):
+    """A language-model run with ``device: cuda``: its generation job asks SLURM for a
+    GPU and is placed on the node's (fake) one, its human data on none; torch, which
+    has no CUDA here, then fails inside the job, and Snakemake reports the failure with
+    its rule and SLURM state."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the GPU job would succeed")
     corpus = tmp_path / "flow" / "corpus"
     corpus.mkdir(parents=True)
     for i in range(8):
-        (corpus / f"doc{i}.txt").write_text(f"To be or not to be, document {i}.\n" * 20)
-    (corpus / "doc3.txt").write_bytes(b"\xff\xfe broken \x80\x81\n")
+        lines = (f"Line {j} of document {i}: to be, or not to be, that is the question."
+                 for j in range(40))  # fmt: skip
+        (corpus / f"doc{i}.txt").write_text("\n".join(lines) + "\n")
     params = {
         "defaults": {"samples_per_generation": 4, "seed": 0, "chains": 1},
-        "human": {"texts": {"family": "lm", "data": {"source": "directory", "path": "corpus"}}},
+        "human": {
+            "texts": {
+                "family": "lm",
+                "data": {"source": "directory", "path": "corpus", "vocab_size": 300},
+            }
+        },
         "runs": {
-            "lm_tiny": {
+            "lm_gpu": {
                 "family": "lm",
                 "human": "texts",
                 "generations": 1,
-                "options": {"size": "tiny", "steps": 1, "threads": 1},
+                "options": {"size": "tiny", "steps": 1, "threads": 1, "device": "cuda"},
             }
         },
         "report": {"compare": {}},
@@ -134,8 +148,15 @@ def test_a_job_that_fails_on_slurm_is_reported_as_failed(cluster, tmp_path):
     out = on_slurm(flow, check=False)
     log = out.stdout + out.stderr
     assert out.returncode != 0, log[-3000:]
-    assert "Error in rule prepare_human" in log, log[-3000:]
+    jobs = dict(re.findall(r"SLURM jobid (\d+) \(log: [^)]*/rule_(\w+)/", log))
+    assert {"prepare_human", "generation"} <= set(jobs.values()), log[-3000:]
+    for job_id, rule in jobs.items():  # the generation job alone asked for (and got) a GPU
+        shown = run(["scontrol", "show", "job", job_id], tmp_path).stdout
+        assert ("TresPerJob=gres:gpu:1" in shown) == (rule == "generation"), shown
+    assert "Error in rule generation" in log, log[-3000:]
     assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", log), log[-3000:]
-    job_log = (flow / "logs" / "human" / "texts.log").read_text()
-    assert "UnicodeDecodeError" in job_log, job_log[-2000:]
-    assert not (flow / "data" / "human" / "texts").exists()
+    job_log = (flow / "logs" / "lm_gpu" / "gen_0000.log").read_text()
+    assert "CUDA" in job_log, job_log[-2000:]
+    # The human data it prepared on the cluster stays; the failed generation left nothing.
+    assert (flow / "data" / "human" / "texts" / "pool.parquet").exists()
+    assert not (flow / "data" / "runs" / "lm_gpu" / "gen_0000").exists()

@@ -13,11 +13,17 @@ import math
 from modelcollapse.settings import Params, RunSettings
 
 # Rough seconds one generation job takes on one CPU core (measured on the 2-core
-# machines in README "Benchmarks"): a GMM generation fits one mixture per chain;
-# other families fall back to a statistical job's start-up cost.
+# machines in README "Benchmarks"): the neural families' training; a GMM generation's
+# EM fit (scikit-learn, 2.4-3.6 s at N = 1000, proportional to N here); the other
+# families are Python start-up.
 GENERATION_SECONDS = {"lm": 150.0, "vae": 100.0}
-GMM_SECONDS_PER_CHAIN = 0.03
+GMM_SECONDS_PER_ROW = 0.003
 STATISTICAL_JOB_SECONDS = 0.5
+# The ensemble job simulates every generation of its chains at once (vectorised): a
+# GMM chain-generation is a batched EM fit (0.35 s per generation of 100 chains at
+# N = 1000); the others are a few array operations.
+ENSEMBLE_SECONDS_PER_CHAIN_GENERATION = {"gmm": 0.0035}
+ENSEMBLE_SECONDS_DEFAULT = 0.0001
 
 # A cluster job's time limit (Snakemake's ``runtime`` resource, in minutes): this many
 # times the estimate, and never below the floor. Generous on purpose: a job killed at
@@ -30,8 +36,17 @@ RUNTIME_FLOOR_MIN = 10
 def generation_seconds(settings: RunSettings) -> float:
     """A rough estimate of one generation job's seconds on one core."""
     if settings.family == "gmm":
-        return max(STATISTICAL_JOB_SECONDS, GMM_SECONDS_PER_CHAIN * settings.chains)
+        return max(STATISTICAL_JOB_SECONDS, GMM_SECONDS_PER_ROW * settings.samples_per_generation)
     return GENERATION_SECONDS.get(settings.family, STATISTICAL_JOB_SECONDS)
+
+
+def ensemble_seconds(settings: RunSettings) -> float:
+    """A rough estimate of the ensemble job's seconds: every generation of every chain
+    (none when the run has a single chain: the job writes a header only)."""
+    if settings.chains <= 1:
+        return 0.0
+    per = ENSEMBLE_SECONDS_PER_CHAIN_GENERATION.get(settings.family, ENSEMBLE_SECONDS_DEFAULT)
+    return per * settings.chains * settings.generations
 
 
 def priority(settings: RunSettings, generation: int) -> int:
@@ -42,21 +57,34 @@ def priority(settings: RunSettings, generation: int) -> int:
     return round((settings.generations - generation) * generation_seconds(settings))
 
 
+def ensemble_priority(settings: RunSettings) -> int:
+    """Snakemake priority of the run's ensemble job: its estimated seconds, so that a
+    long ensemble (the paper's GMM: 100 chains x 2000 generations) starts beside the
+    chains instead of after them."""
+    return round(ensemble_seconds(settings))
+
+
 def human_priority(params: Params, source: str) -> int:
     """Snakemake priority of preparing human source ``source``: above the first
     generation of every run that starts from it (Snakemake does not pass a job's
     priority to the jobs it waits for, and a source left at 0 would wait behind every
     short chain that is already running)."""
-    waiting = [priority(s, 0) for s in params.runs.values() if s.human == source]
+    runs = [s for s in params.runs.values() if s.human == source]
+    waiting = [max(priority(s, 0), ensemble_priority(s)) for s in runs]
     return max(waiting, default=0) + 1
 
 
-def runtime_minutes(settings: RunSettings, generations: int = 1) -> int:
-    """A cluster time limit, in minutes, for a job doing ``generations`` generations'
-    worth of the run's work (a generation job: 1; the ensemble, which simulates every
-    generation of its chains: all of them)."""
-    estimate = RUNTIME_SAFETY * generations * generation_seconds(settings) / 60
-    return max(RUNTIME_FLOOR_MIN, math.ceil(estimate))
+def runtime_minutes(seconds: float) -> int:
+    """A cluster time limit, in minutes, for a job estimated at ``seconds``."""
+    return max(RUNTIME_FLOOR_MIN, math.ceil(RUNTIME_SAFETY * seconds / 60))
+
+
+def generation_runtime(settings: RunSettings) -> int:
+    return runtime_minutes(generation_seconds(settings))
+
+
+def ensemble_runtime(settings: RunSettings) -> int:
+    return runtime_minutes(ensemble_seconds(settings))
 
 
 def gpus(settings: RunSettings) -> int:
