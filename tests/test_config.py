@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,34 @@ def test_scheduling_priorities_and_cluster_resources_follow_the_settings():
     assert scheduling.gpus(cuda) == 1
     modules = set().union(*(closure(entries) for entries in STEP_ENTRIES.values()))
     assert "modelcollapse.scheduling" not in modules
+
+
+def test_a_replicate_is_its_run_with_another_seed():
+    raw = copy.deepcopy(BASE)
+    raw["runs"]["r_s1"] = {"replicate_of": "r", "seed": 1, "human": "g1"}
+    raw["runs"]["r_s2"] = {"replicate_of": "r", "seed": 2, "human": "g1"}
+    params = validate(raw)
+    assert list(params.runs) == ["r", "r_s1", "r_s2"]
+    base = params.run("r")
+    assert params.run("r_s2") == dataclasses.replace(base, seed=2)
+    assert params.report["replicates"] == {"r": ["r_s1", "r_s2"]}
+    assert "replicates" not in validate(BASE).report
+
+
+@pytest.mark.parametrize(
+    ("replicate", "message"),
+    [
+        ({"replicate_of": "r", "seed": 0, "human": "g1"}, "runs.x.seed: 0 is also the seed of 'r'"),
+        ({"replicate_of": "r", "human": "g1"}, "runs.x: missing required key 'seed'"),
+        ({"replicate_of": "r", "seed": 1}, "runs.x: missing required key 'human'"),
+        ({"replicate_of": "r", "seed": 1, "human": "g1", "generations": 9}, "remove generations"),
+        ({"replicate_of": "nope", "seed": 1, "human": "g1"}, "'nope' is not a run"),
+        ({"replicate_of": "r_s1", "seed": 5, "human": "g1"}, "'r_s1' is itself a replicate"),
+    ],
+)
+def test_a_bad_replicate_is_refused_with_its_key_named(replicate, message):
+    raw = copy.deepcopy(BASE)
+    raw["runs"]["r_s1"] = {"replicate_of": "r", "seed": 1, "human": "g1"}
+    raw["runs"]["x"] = replicate
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(raw)

@@ -75,12 +75,12 @@ SNAPSHOT = {
 }
 
 
-def _build_run(root: Path, run: str, settings: RunSettings) -> pd.DataFrame:
+def _build_run(root: Path, run: str, settings: RunSettings, seed: int = 7) -> pd.DataFrame:
     """A short replace chain through the family contract; metrics.csv and ensemble.csv."""
     fam = get_family(settings.family)
     truth = fam.model.load(human_file(settings.human, "truth.safetensors", root))
     test = io.read_table(human_file(settings.human, "test.parquet", root))
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     train = truth.sample(N, rng)
     rows = []
     for g in range(GENERATIONS):
@@ -120,14 +120,19 @@ def _build_run(root: Path, run: str, settings: RunSettings) -> pd.DataFrame:
     return frame
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, pd.DataFrame]]:
-    root = tmp_path_factory.mktemp("tree")
-    for i, (source, (family, spec)) in enumerate(HUMAN.items()):
+def _human(root: Path, sources) -> None:
+    for i, source in enumerate(sources):
+        family, spec = HUMAN[source]
         truth = get_family(family).truth_from_spec(spec)
         truth.save(human_file(source, "truth.safetensors", root))
         test = truth.sample(300, np.random.default_rng(i))
         io.write_table(human_file(source, "test.parquet", root), test)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, pd.DataFrame]]:
+    root = tmp_path_factory.mktemp("tree")
+    _human(root, HUMAN)
     frames = {run: _build_run(root, run, settings) for run, settings in RUNS.items()}
     return root, frames
 
@@ -332,6 +337,43 @@ def test_report_trends_and_run_summaries_for_dvc(tree):
     assert lin["last"] == pytest.approx(frames["lin_replace"]["excess_risk"].iloc[-1])
 
 
+def test_a_run_and_its_replicates_are_reported_as_one_setting_across_seeds(tmp_path):
+    """runs.<id>.replicate_of: the findings, the DVC trend and the figures take the mean
+    and spread across seeds; the tables and metrics/<run>.json keep every chain."""
+    import json
+
+    base = RUNS["lin_replace"]
+    runs = {"lin_replace": base, "lin_s1": dataclasses.replace(base, seed=1)}
+    runs["lin_s2"] = dataclasses.replace(base, seed=2)
+    _human(tmp_path, ["lin"])
+    frames = {r: _build_run(tmp_path, r, s, seed=7 + i) for i, (r, s) in enumerate(runs.items())}
+    report = write_report(
+        runs, {}, tmp_path, replicates={"lin_replace": ["lin_s1", "lin_s2"]}
+    ).parent
+    values = np.stack([f["excess_risk"].to_numpy() for f in frames.values()], axis=1)
+    assert not np.allclose(values[:, 0], values[:, 1])  # three different chains
+
+    trend = pd.read_csv(report / "trends" / "linear_regression.csv")
+    assert set(trend["run"]) == {"lin_replace"}  # one setting, drawn once
+    mean, sd = values.mean(axis=1), values.std(axis=1, ddof=1)
+    np.testing.assert_allclose(trend["excess_risk"], mean)
+    np.testing.assert_allclose(trend["lower"], mean - sd)
+    np.testing.assert_allclose(trend["upper"], mean + sd)
+    np.testing.assert_allclose(trend["median"], np.median(values, axis=1))
+
+    text = (report / "report.md").read_text()
+    factors = values[-1] / values[0]
+    assert (
+        f"{mean[0]:.4g} → {mean[-1]:.4g} in {GENERATIONS - 1} generations "
+        f"(×{mean[-1] / mean[0]:.3g}), mean of 3 seeds "
+        f"(×{factors.min():.3g} to ×{factors.max():.3g} across seeds)"
+    ) in text
+    for run in runs:  # every chain keeps its table row and its DVC metrics file
+        assert f"| `{run}` |" in text
+        assert json.loads((report / "metrics" / f"{run}.json").read_text())["generations"] == 4
+    assert (report / "figures" / "regimes_linear_regression.png").read_bytes()[:8] == PNG_MAGIC
+
+
 def test_comparison_marks_identical_curves_and_draws_medians_of_median_metrics(tree):
     """Two runs with the same numbers (mix and fresh can be) stay distinguishable: own
     marker shapes, staggered, and the legend says which repeats which. The Gaussian
@@ -360,7 +402,9 @@ def test_comparison_marks_identical_curves_and_draws_medians_of_median_metrics(t
     assert len(var_ax.get_lines()) == 4 and len(w2_ax.get_lines()) == 2
     median = first.ensemble[first.ensemble["metric"] == "var_trace"]["median"].to_numpy()
     np.testing.assert_allclose(var_ax.get_lines()[1].get_ydata(), median)
-    assert "ensemble median" in fig._suptitle.get_text()
+    assert fig._suptitle.get_text().endswith(
+        "solid: mean ± 2 s.e. over K chains; long dashes: median"
+    )
     plt.close(fig)
 
 

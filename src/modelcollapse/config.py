@@ -7,6 +7,7 @@ problem is (``runs.<id>.<key>``), so a bad value costs seconds, not a run.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -29,6 +30,8 @@ from modelcollapse.regimes import NEEDS_REAL_FRACTION, real_row_count
 from modelcollapse.settings import NOT_GENERATION_KEYS, Params, RunSettings  # noqa: F401
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "params.schema.yaml"
+# Where validation puts the replicate groups (runs.<id>.replicate_of): the report's.
+REPLICATES = "replicates"
 # Keys of a human source that only a known truth takes (a corpus fixes its own sizes).
 TRUTH_ONLY_KEYS = ("pool_size", "test_size")
 
@@ -139,12 +142,21 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
         **schema_defaults(schema["$defs"]["run_settings"]),
         **copy.deepcopy(dict(raw.get("defaults") or {})),
     }
+    if "replicate_of" in defaults:
+        raise ConfigError(f"{source}: defaults.replicate_of: a run's own key, not a default")
     runs = {
         run_id: _validate_run(run_id, defaults, spec, human, known, source)
         for run_id, spec in raw["runs"].items()
+        if "replicate_of" not in spec
     }
+    replicates = _replicates(raw["runs"], runs, source)
+    for run_id, base in ((r, b) for b, members in replicates.items() for r in members):
+        runs[run_id] = dataclasses.replace(runs[base], seed=raw["runs"][run_id]["seed"])
+    runs = {run_id: runs[run_id] for run_id in raw["runs"]}  # params.yaml's order
 
     report = dict(raw.get("report") or {})
+    if replicates:  # derived: the report draws each group as one setting across seeds
+        report[REPLICATES] = replicates
     for name, members in report.get("compare", {}).items():
         for run_id in members:
             if run_id not in runs:
@@ -152,6 +164,50 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
     for run_id, settings in runs.items():
         budget.check_run_memory(run_id, settings, human[settings.human], limits, source)
     return Params(runs=runs, human=human, report=report, limits=limits)
+
+
+def _replicates(
+    specs: Mapping[str, Mapping[str, Any]], runs: Mapping[str, RunSettings], source: str
+) -> dict[str, list[str]]:
+    """``{run: [its replicates]}`` from the runs' ``replicate_of``. A replicate names a
+    run that is not itself a replicate and gives its own ``seed`` and that run's
+    ``human`` (dvc.yaml's stages read each run's human source) and nothing else; no two
+    chains of a group share a seed (they would be the same chain)."""
+    groups: dict[str, list[str]] = {}
+    for run_id, spec in specs.items():
+        if "replicate_of" not in spec:
+            continue
+        where = f"runs.{run_id}"
+        base = spec["replicate_of"]
+        if base not in runs:
+            what = "is itself a replicate" if base in specs else "is not a run"
+            raise ConfigError(f"{source}: {where}.replicate_of: {base!r} {what}")
+        extra = sorted(set(spec) - {"replicate_of", "seed", "human"})
+        if extra:
+            raise ConfigError(
+                f"{source}: {where}: a replicate takes only its seed (and its run's human "
+                f"source); every other setting is that of {base!r}: remove {', '.join(extra)}"
+            )
+        for key in ("seed", "human"):
+            if key not in spec:
+                raise ConfigError(f"{source}: {where}: missing required key {key!r}")
+        if spec["human"] != runs[base].human:
+            raise ConfigError(
+                f"{source}: {where}.human: {spec['human']!r}, but {base!r} trains on "
+                f"{runs[base].human!r} (a replicate repeats it for dvc.yaml)"
+            )
+        groups.setdefault(base, []).append(run_id)
+    for base, members in groups.items():
+        seeds = {runs[base].seed: base}
+        for run_id in members:
+            seed = specs[run_id]["seed"]
+            if seed in seeds:
+                raise ConfigError(
+                    f"{source}: runs.{run_id}.seed: {seed} is also the seed of "
+                    f"{seeds[seed]!r} (the same chain twice)"
+                )
+            seeds[seed] = run_id
+    return groups
 
 
 def _validate_human(

@@ -80,7 +80,10 @@ def report_job(params: Params) -> None:
         from modelcollapse.report import write_report
 
         write_report(
-            params.runs, params.report.get("compare", {}), stamp=Keys(params).stamp("report")
+            params.runs,
+            params.report.get("compare", {}),
+            stamp=Keys(params).stamp("report"),
+            replicates=params.report.get("replicates", {}),
         )
 
 

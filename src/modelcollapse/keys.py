@@ -152,7 +152,10 @@ class Keys:
         }
 
     def report_material(self, run: str | None = None) -> dict[str, Any]:
-        return {
+        # Replicate groups (runs.<id>.replicate_of) only where there are some, so a
+        # study without them keeps the key it had before they existed.
+        replicates = self.params.report.get("replicates")
+        return ({"replicates": replicates} if replicates else {}) | {
             "step": "report",
             "version": KEY_VERSION,
             "runs": {

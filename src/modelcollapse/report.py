@@ -92,6 +92,8 @@ def _fmt(value: float | None) -> str:
 class RunResults:
     """One run's settings, metrics.csv and ensemble.csv, read once."""
 
+    unit = "chains"  # what the ensemble's spread is over
+
     def __init__(self, run: str, settings: RunSettings, root: Path) -> None:
         self.run, self.settings = run, settings
         self.metrics = read_metrics(run, root)
@@ -127,6 +129,55 @@ class RunResults:
             last = part.iloc[-1]
             ens = (float(last["mean"]), float(last["std"]) / math.sqrt(max(self.chains, 1)))
         return chain, ens
+
+
+class SeedGroup(RunResults):
+    """A run and its replicates (``runs.<id>.replicate_of``): one setting, several seeds.
+
+    Its ``ensemble`` summarises the seeds' chains generation by generation (mean,
+    median, standard deviation across seeds, over the generations every seed has), so
+    the figures, findings and DVC trends draw it as they draw an ensemble of K chains,
+    with K the number of seeds."""
+
+    unit = "seeds"
+
+    def __init__(self, members: list[RunResults]) -> None:
+        base = members[0]
+        self.run, self.settings, self.members = base.run, base.settings, members
+        self.metrics = base.metrics
+        self.chains = len(members)
+        self.ensemble = _across_seeds(members)
+
+    @property
+    def label(self) -> str:
+        return f"{run_label(self.run, self.settings)}, {self.chains} seeds"
+
+    def factors(self, metric: str) -> list[float]:
+        """Each seed's last / first value of ``metric`` (its own chain)."""
+        out = []
+        for m in self.members:
+            if metric in m.metrics.columns and len(m.metrics) > 1:
+                first, last = (float(v) for v in m.metrics[metric].to_numpy(float)[[0, -1]])
+                if first and math.isfinite(last / first):
+                    out.append(last / first)
+        return out
+
+
+def _across_seeds(members: list[RunResults]) -> Any:
+    """``ensemble.csv``'s form over the members' single chains (metrics.csv)."""
+    from modelcollapse.ensemble import ensemble_frame
+
+    length = min(len(m.metrics) for m in members)
+    names = [
+        c
+        for c in members[0].metrics.columns
+        if c not in BOOKKEEPING and all(c in m.metrics.columns for m in members)
+    ]
+    stacked = {
+        name: np.stack([m.metrics[name].to_numpy(float)[:length] for m in members], axis=1)
+        for name in names
+    }
+    return ensemble_frame({k: v for k, v in stacked.items() if np.isfinite(v).any()})
 
 
 def _number(value: float) -> str:
@@ -197,11 +248,12 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
     fig, axes = plt.subplots(1, panels, figsize=size, layout="constrained", squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     handles: dict[str, Any] = {}
-    ensembles = medians = False
+    ensembles = medians = singles = False
     repeats: dict[str, str] = {}
     for ax, metric in zip(axes[0], metrics, strict=False):
         curves = [(i, r, c) for i, r in enumerate(results) if (c := r.curve(metric)) is not None]
         ensembles |= any(c[2] is not None for _, _, c in curves)
+        singles |= any(c[2] is None for _, _, c in curves)
         central = [c[1] for _, _, c in curves]
         bands = [(c[1] - 2 * c[2], c[1] + 2 * c[2]) for _, _, c in curves if c[2] is not None]
         with_median = {
@@ -247,10 +299,11 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
     if handles:
         names = [f"{name} (= {repeats[name]})" if name in repeats else name for name in handles]
         fig.legend(handles.values(), names, loc="outside lower center", ncols=3)
-    how = "solid: ensemble mean ± 2 s.e. over K chains; dashed: the single chain"
-    if medians:
-        how = "solid: ensemble mean ± 2 s.e. over K chains; long dashes: ensemble median"
-    fig.suptitle(f"{title}\n{how}" if ensembles else f"{title}\none chain per run")
+    spread = " or ".join(dict.fromkeys(f"K {r.unit}" for r in results if r.chains > 1))
+    how = [f"solid: mean ± 2 s.e. over {spread}"]
+    how += ["long dashes: median"] if medians else []
+    how += ["dashed: the single chain"] if singles else []
+    fig.suptitle(f"{title}\n{'; '.join(how)}" if ensembles else f"{title}\none chain per run")
     return fig
 
 
@@ -324,7 +377,9 @@ def finding(r: RunResults) -> str | None:
         f"generations{factor}"
     )
     if se is not None:
-        text += f", mean of {r.chains} chains"
+        text += f", mean of {r.chains} {r.unit}"
+        if isinstance(r, SeedGroup) and len(factors := r.factors(metric)) > 1:
+            text += f" (×{min(factors):.3g} to ×{max(factors):.3g} across seeds)"
         part = ensemble_metric(r.ensemble, metric)
         if metric in median_metrics(family) and part is not None:
             m0, m1 = (float(v) for v in part["median"].to_numpy(float)[[0, -1]])
@@ -371,20 +426,35 @@ def write_report(
     compare: dict[str, list[str]],
     root: str | Path = ".",
     stamp: dict[str, Any] | None = None,
+    replicates: dict[str, list[str]] | None = None,
 ) -> Path:
     """Write the report directory (report.md and index.html with findings, tables and
     figures; the comparison figures; the lineage summary, lineage.md; the files for
-    DVC) in one piece, with the step's ``stamp``; return report.md."""
+    DVC) in one piece, with the step's ``stamp``; return report.md.
+
+    A run with replicates (``replicates``: run -> its replicates) is drawn, summarised
+    and compared as one :class:`SeedGroup`; the tables list every chain."""
     root = Path(root)
+    replicates = replicates or {}
     results = {run: RunResults(run, settings, root) for run, settings in runs.items()}
-    families: dict[str, list[RunResults]] = {}
+    in_groups = {m for members in replicates.values() for m in members}
+    drawn: dict[str, RunResults] = {
+        run: SeedGroup([r, *(results[m] for m in replicates[run])]) if run in replicates else r
+        for run, r in results.items()
+        if run not in in_groups
+    }
+    families: dict[str, list[RunResults]] = {}  # what is drawn and summarised
+    chains_of: dict[str, list[RunResults]] = {}  # every chain: the tables
     for result in results.values():
+        chains_of.setdefault(result.settings.family, []).append(result)
+    for result in drawn.values():
         families.setdefault(result.settings.family, []).append(result)
     for name, members in compare.items():
         unknown = [m for m in members if m not in results]
         if unknown:
             raise ValueError(f"report.compare.{name}: unknown runs {unknown}")
-    by_family, mixed = _plan_figures(families, compare, results)
+    # A group member named in a comparison stands for its own chain.
+    by_family, mixed = _plan_figures(families, compare, {**results, **drawn})
     md = [INTRO]
     page = HtmlPage()
     target = root / REPORT_DIR
@@ -399,10 +469,11 @@ def write_report(
             trend = trend_table(keys[0], runs_of)
             (tmp / TRENDS / f"{safe_name(family)}.csv").write_text(trend, encoding="utf-8")
             found = [f for r in runs_of if (f := finding(r)) is not None]
+            chains = chains_of[family]
             md += [f"## {family}", "", *(f"- {f}" for f in found), ""]
-            md += [*_family_table(family, runs_of, root), ""]
-            header, rows = _table(family, runs_of)
-            figures = {r.run: _run_figures(r.run, root) for r in runs_of}
+            md += [*_family_table(family, chains, root), ""]
+            header, rows = _table(family, chains)
+            figures = {r.run: _run_figures(r.run, root) for r in chains}
             page.family(family, found, header, rows, figures)
             for title, image, chosen in by_family[family]:
                 save_png(comparison_figure(title, chosen, _shown(chosen)), tmp / image)
