@@ -192,6 +192,15 @@ def test_scheduling_priorities_and_cluster_resources_follow_the_settings():
     assert "modelcollapse.scheduling" not in modules
 
 
+def test_a_run_names_its_own_human_source_for_dvc():
+    raw = copy.deepcopy(BASE)
+    raw["defaults"]["human"] = "g1"
+    validate(raw)  # every run names it too
+    del raw["runs"]["r"]["human"]
+    with pytest.raises(ConfigError, match=r"runs\.r: missing required key 'human' .*dvc\.yaml"):
+        validate(raw)
+
+
 def test_a_replicate_is_its_run_with_another_seed():
     raw = copy.deepcopy(BASE)
     raw["runs"]["r_s1"] = {"replicate_of": "r", "seed": 1, "human": "g1"}

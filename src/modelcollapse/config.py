@@ -268,6 +268,12 @@ def _validate_run(
     source: str,
 ) -> RunSettings:
     where = f"runs.{run_id}"
+    if "human" not in spec:
+        # dvc.yaml's stages read runs.<id>.human as written (DVC knows no defaults).
+        raise ConfigError(
+            f"{source}: {where}: missing required key 'human' (each run names its own "
+            "human source: dvc.yaml's stages read it from the run, not from defaults)"
+        )
     settings = {**copy.deepcopy(dict(defaults)), **copy.deepcopy(dict(spec))}
     required = ("family", "human", "generations", "samples_per_generation")
     for key in required:
