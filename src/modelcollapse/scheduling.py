@@ -13,11 +13,9 @@ import math
 from modelcollapse.settings import Params, RunSettings
 
 # Rough seconds one generation job takes on one CPU core (measured on the 2-core
-# machines in README "Benchmarks"): the neural families' training; a GMM generation's
-# EM fit (scikit-learn, 2.4-3.6 s at N = 1000, proportional to N here); the other
-# families are Python start-up.
+# machines in README "Benchmarks"): the neural families' training; a statistical
+# generation is mostly Python start-up (a GMM's EM fit at N = 1000 takes 0.04-0.4 s).
 GENERATION_SECONDS = {"lm": 150.0, "vae": 100.0}
-GMM_SECONDS_PER_ROW = 0.003
 STATISTICAL_JOB_SECONDS = 0.5
 # The ensemble job simulates every generation of its chains at once (vectorised): a
 # GMM chain-generation is a batched EM fit (0.35 s per generation of 100 chains at
@@ -35,8 +33,6 @@ RUNTIME_FLOOR_MIN = 10
 
 def generation_seconds(settings: RunSettings) -> float:
     """A rough estimate of one generation job's seconds on one core."""
-    if settings.family == "gmm":
-        return max(STATISTICAL_JOB_SECONDS, GMM_SECONDS_PER_ROW * settings.samples_per_generation)
     return GENERATION_SECONDS.get(settings.family, STATISTICAL_JOB_SECONDS)
 
 
