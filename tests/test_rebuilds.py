@@ -269,9 +269,10 @@ def test_snakemake_will_not_start_while_dvc_works(study):
 
 
 def test_dvc_cannot_start_under_snakemake_and_a_killed_run_leaves_no_debris(study):
-    # Eight slow generations: the kill lands while generations remain to be run, however
-    # fast the jobs before it (a job's start-up is a fraction of a second now).
-    edit_params(study, "gmm", samples_per_generation=1500, generations=8)
+    # A long chain (a GMM generation job takes about half a second): the kill lands while
+    # generations remain to be run, `dvc repro`'s refusal having taken a few seconds.
+    generations = 60
+    edit_params(study, "gmm", samples_per_generation=1500, generations=generations)
     proc = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--cores", "2"],
         cwd=study,
@@ -288,6 +289,7 @@ def test_dvc_cannot_start_under_snakemake_and_a_killed_run_leaves_no_debris(stud
     out = dvc(study, "repro", check=False)
     assert out.returncode != 0 and "Unable to acquire lock" in out.stdout + out.stderr
     assert (study / "data/runs/gmm/gen_0001/model.safetensors").exists()
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     outputs = [p for d in ("data", "results", "reports", "lineage") for p in (study / d).rglob("*")]
@@ -296,7 +298,7 @@ def test_dvc_cannot_start_under_snakemake_and_a_killed_run_leaves_no_debris(stud
     jobs = scheduled(study)
     assert {name for _, name, _ in jobs} <= {"gmm", None}
     rebuilt = sorted(g for step, _, g in jobs if step == "generation")
-    assert rebuilt and rebuilt[0] >= 2 and rebuilt == list(range(rebuilt[0], 8)), rebuilt
+    assert rebuilt and rebuilt[0] >= 2 and rebuilt == list(range(rebuilt[0], generations)), rebuilt
     snakemake(study, "--unlock")  # Snakemake's own lock outlives a SIGKILL, as ever
     snakemake(study, "--cores", "2")
     assert scheduled(study) == set()

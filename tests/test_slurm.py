@@ -38,9 +38,11 @@ pytestmark = pytest.mark.slow
 
 SLURM_TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol")
 OUTPUT_DIRS = ("data", "results", "reports")
-PARAMS = {
+PARAMS = {  # two generations a run: a chain of jobs waits on SLURM's status checks
     **TINY_PARAMS,
-    "runs": {k: TINY_PARAMS["runs"][k] for k in ("g_replace", "g_mix", "cat")},
+    "runs": {
+        k: {**TINY_PARAMS["runs"][k], "generations": 2} for k in ("g_replace", "g_mix", "cat")
+    },
     "human": {k: TINY_PARAMS["human"][k] for k in ("g1", "cat")},
     "report": {"compare": {"gauss": ["g_replace", "g_mix"]}},
 }
