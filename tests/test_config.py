@@ -213,6 +213,19 @@ def test_a_replicate_is_its_run_with_another_seed():
     assert "replicates" not in validate(BASE).report
 
 
+def test_validate_lists_each_replicate_with_its_seed(tmp_path, capsys):
+    from modelcollapse.__main__ import main
+
+    raw = copy.deepcopy(BASE)
+    raw["runs"]["r_s1"] = {"replicate_of": "r", "seed": 1, "human": "g1"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(tmp_path / "params.yaml")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("1 chain(s), seed 0")
+    assert lines[1].startswith("r_s1: gaussian on g1, replace, 5 generations x 50 samples")
+    assert lines[1].endswith("1 chain(s), seed 1 (a replicate of r)")
+
+
 @pytest.mark.parametrize(
     ("replicate", "message"),
     [

@@ -18,12 +18,15 @@ from modelcollapse.io import ArtifactError
 def _validate(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     check_prepared_pools(params)  # data/ lives under the workflow root, the working directory
+    replicate_of = {r: b for b, rs in params.report.get("replicates", {}).items() for r in rs}
     for run_id, s in params.runs.items():
         rf = f", real_fraction {s.real_fraction}" if s.real_fraction is not None else ""
+        base = replicate_of.get(run_id)
+        seed = f", seed {s.seed} (a replicate of {base})" if base else f", seed {s.seed}"
         print(
             f"{run_id}: {s.family} on {s.human}, {s.regime}{rf}, "
             f"{s.generations} generations x {s.samples_per_generation} samples, "
-            f"{s.chains} chain(s)"
+            f"{s.chains} chain(s){seed}"
         )
     print(f"{args.params}: {len(params.runs)} runs, {len(params.human)} human sources: valid")
     return 0
