@@ -118,25 +118,28 @@ def job_overhead(tmp: Path, gens: int) -> None:
     wf = make_workflow(tmp / "overhead", params_for(runs))
     rules = wf / "rules" / "generation.smk"  # this scratch copy only: add a benchmark file
     text = rules.read_text()
-    rules.write_text(
-        text.replace("    log:\n", '    benchmark:\n        "bench/{run}/{gen}.tsv"\n    log:\n', 1)
-    )
+    log = '    log:\n        "logs/{run}/gen_{gen}.log",\n'  # the rule generation's (g >= 1)
+    if log not in text:
+        raise SystemExit(f"{rules}: the generation rule's log line is not {log!r}")
+    rules.write_text(text.replace(log, '    benchmark:\n        "bench/{run}/{gen}.tsv"\n' + log))
     timed([sys.executable, "-m", "snakemake", "--cores", "1", "data/human/g1"], wf)
     target = f"data/runs/chain/gen_{gens - 1:04d}/metrics.json"
     timed([sys.executable, "-m", "snakemake", "--cores", "1", target], wf)
     walls = benchmark_seconds(wf / "bench" / "chain")
     compute = []
-    for g in range(gens):
+    for g in range(1, gens):  # generation 0 is a root's job (rule root)
         found = _COMPUTE.findall((wf / "logs" / "chain" / f"gen_{g:04d}.log").read_text())
         if not found:
             raise SystemExit(f"generation {g}: no compute time in its log")
         compute.append(float(found[-1]))
-    if len(walls) != gens or len(floor) != gens:
-        raise SystemExit(f"expected {gens} benchmark files, got {len(walls)} and {len(floor)}")
+    if len(walls) != gens - 1 or len(floor) != gens:
+        raise SystemExit(
+            f"expected {gens - 1} and {gens} benchmark files, got {len(walls)} and {len(floor)}"
+        )
     overhead = [w - c for w, c in zip(walls, compute, strict=True)]
     med = statistics.median
     print(
-        f"[overhead] {gens} generation jobs, per job (medians): wall {med(walls):.3f} s, "
+        f"[overhead] {gens - 1} generation jobs, per job (medians): wall {med(walls):.3f} s, "
         f"compute logged inside {med(compute):.3f} s, overhead {med(overhead):.3f} s "
         f"(target 0.25 s; max {max(overhead):.3f} s)"
     )
@@ -263,9 +266,9 @@ def accumulate_storage(tmp: Path, gens: int, n: int) -> None:
     raw = params_for(runs)
     wf = make_workflow(tmp / "acc", raw)
     in_process(wf, "acc", raw)
-    run_dir = wf / "data/runs/acc"
-    stored = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file())
-    manifests = sum(p.stat().st_size for p in run_dir.rglob("train.json"))
+    dirs = [wf / "data/runs/acc", wf / "data" / validate(raw).run("acc").root]  # + gen 0
+    stored = sum(p.stat().st_size for d in dirs for p in d.rglob("*") if p.is_file())
+    manifests = sum(p.stat().st_size for d in dirs for p in d.rglob("train.json"))
     unique_rows = n * (gens + 1)  # human rows + every generation's samples, each once
     row_bytes = 8  # one float64 data column
     copied_rows = sum((g + 1) * n for g in range(gens))

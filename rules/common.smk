@@ -12,6 +12,7 @@
 import contextlib
 import dataclasses
 import os
+import re
 import shlex
 import sys
 import time
@@ -22,7 +23,9 @@ from modelcollapse.config import validate as validate_params
 from modelcollapse.dvcsync import WorkflowLock, WorkflowLocked, commit_to_dvc, is_dvc_repo
 from modelcollapse.jobs import write_study
 from modelcollapse.keys import Keys
-from modelcollapse.paths import GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, gen_file, job_of_path
+from modelcollapse.paths import (
+    GEN_DIR, HUMAN_DIR, RESULTS_DIR, REPORT_DIR, ROOT_GEN_DIR, gen_file, job_of_path
+)
 from modelcollapse.paths import gen_path as generation_file  # a string (thousands of jobs)
 from modelcollapse.plan import Planner, describe
 from modelcollapse import scheduling
@@ -39,6 +42,9 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 RUNS = list(PARAMS.runs)
+# Generation 0 of each set of runs whose generation-0 settings are equal: a root,
+# roots/<source>/<root id> -> the runs that start from it (modelcollapse.settings).
+ROOTS = PARAMS.roots()
 # The validated settings, in a file every job reads (a job need not validate them again).
 STUDY = str(write_study(PARAMS))
 
@@ -58,6 +64,7 @@ def job_command(step, *ids):
 wildcard_constraints:
     run="|".join(RUNS) if RUNS else "^$",
     source="|".join(PARAMS.human),
+    root="|".join(re.escape(r.rsplit("/", 1)[1]) for r in ROOTS) if ROOTS else "^$",
     gen=r"\d{4}",
 
 
@@ -68,6 +75,7 @@ REBUILD_FLAG = ".modelcollapse/rebuild/{job}"
 FLAGS_LEFT = any(files for _, _, files in os.walk(os.path.dirname(REBUILD_FLAG)))
 RULE_STEPS = {
     "prepare_human": "human",
+    "root": "generation",
     "generation": "generation",
     "collect_metrics": "metrics",
     "ensemble": "ensemble",
@@ -130,6 +138,16 @@ def gen_path(name):
     return os.path.join(GEN_DIR, name)
 
 
+def root_path(name):
+    return os.path.join(ROOT_GEN_DIR, name)
+
+
+def root_of(wildcards):
+    """The root a root job builds, and the settings it is built with (its first run's)."""
+    root = f"roots/{wildcards.source}/{wildcards.root}"
+    return root, PARAMS.run(ROOTS[root][0])
+
+
 def results_path(name):
     return os.path.join(RESULTS_DIR, name)
 
@@ -185,6 +203,29 @@ def job_gpus(wildcards):
     return scheduling.gpus(PARAMS.run(wildcards.run))
 
 
+# A root job: what its runs' generation 0 would be given (they share the settings these
+# read), at the priority of the longest chain that starts from it.
+def root_threads(wildcards):
+    return root_of(wildcards)[1].threads
+
+
+def root_priority(wildcards):
+    root, _ = root_of(wildcards)
+    return max(scheduling.priority(PARAMS.run(run), 0) for run in ROOTS[root])
+
+
+def root_mem_mb(wildcards):
+    return root_of(wildcards)[1].mem_mb
+
+
+def root_runtime(wildcards):
+    return scheduling.generation_runtime(root_of(wildcards)[1])
+
+
+def root_gpus(wildcards):
+    return scheduling.gpus(root_of(wildcards)[1])
+
+
 def ensemble_runtime(wildcards):
     return scheduling.ensemble_runtime(PARAMS.run(wildcards.run))
 
@@ -194,19 +235,29 @@ def ensemble_priority(wildcards):
     return scheduling.ensemble_priority(PARAMS.run(wildcards.run))
 
 
+def root_inputs(wildcards):
+    """A root waits for its human data."""
+    root, settings = root_of(wildcards)
+    status = PLANNER.root_status(root)
+    return {
+        "human": edges(status, HUMAN_DIR.format(source=settings.human)),
+        "rebuild": rebuild_flag(status, f"root/{wildcards.source}/{wildcards.root}"),
+    }
+
+
 def generation_inputs(wildcards):
-    """Generation 0 waits for the human data, generation g for generation g - 1: one
-    edge per job. What a generation reads beyond it (the human pool, every earlier
-    generation under the accumulate regimes, generation 0's model) is upstream of that
-    edge, and the planner marks a generation stale whenever any of it is rebuilt, so
-    more edges would order nothing. They would cost: a 2000-generation run is 2000 jobs
-    for Snakemake to match, and the accumulate regimes would declare G^2 / 2 inputs."""
+    """Generation g (from 1 on) waits for generation g - 1 (generation 1 for the run's
+    root): one edge per job. What a generation reads beyond it (the human pool, every
+    earlier generation under the accumulate regimes, generation 0's model) is upstream
+    of that edge, and the planner marks a generation stale whenever any of it is
+    rebuilt, so more edges would order nothing. They would cost: a 2000-generation run
+    is 2000 jobs for Snakemake to match, and the accumulate regimes would declare
+    G^2 / 2 inputs."""
     run, g = wildcards.run, gen_index(wildcards)
+    settings = PARAMS.run(run)
     status = PLANNER.generation(run, g)
-    if g == 0:
-        inputs = {"human": edges(status, human_dir_of(run))}
-    else:
-        inputs = {"previous": edges(status, generation_file(run, g - 1, "samples.parquet"))}
+    previous = generation_file(settings.chain(run, g - 1), g - 1, "samples.parquet")
+    inputs = {"previous": edges(status, previous)}
     inputs["rebuild"] = rebuild_flag(status, f"generation/{run}/{g:04d}")
     return inputs
 
@@ -221,8 +272,12 @@ def step_inputs(step, run, **paths):
 
 def metrics_inputs(wildcards):
     run = wildcards.run
-    gens = range(PARAMS.run(run).generations)
-    return step_inputs("metrics", run, metrics=[generation_file(run, g, "metrics.json") for g in gens])
+    settings = PARAMS.run(run)
+    metrics = [
+        generation_file(settings.chain(run, g), g, "metrics.json")
+        for g in range(settings.generations)
+    ]
+    return step_inputs("metrics", run, metrics=metrics)
 
 
 def ensemble_inputs(wildcards):
@@ -232,7 +287,8 @@ def ensemble_inputs(wildcards):
 def plot_inputs(wildcards):
     run = wildcards.run
     out = RESULTS_DIR.format(run=run)
-    snapshots = [gen_file(run, g, name) for g in PARAMS.run(run).plot_generations
+    settings = PARAMS.run(run)
+    snapshots = [gen_file(settings.chain(run, g), g, name) for g in settings.plot_generations
                  for name in ("model.safetensors", "samples.parquet")]
     return step_inputs(
         "figures",

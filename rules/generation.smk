@@ -1,8 +1,39 @@
+rule root:
+    """Generation 0 of every run that starts from this root (the runs whose generation-0
+    settings are equal: README, "Layout"): trained once on the first N human rows, read
+    by each of those runs' generation 1. Its ledger record is
+    lineage/roots/{source}/{root}/gen_0000.json (not a declared output, as below)."""
+    input:
+        unpack(root_inputs),
+    output:
+        train=root_path("train.json"),
+        model=root_path("model.safetensors"),
+        model_json=root_path("model.json"),
+        samples=root_path("samples.parquet"),
+        metrics=root_path("metrics.json"),
+    params:
+        study=STUDY,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/roots/{source}/{root}.log",
+    threads: root_threads
+    priority: root_priority
+    resources:
+        mem_mb=root_mem_mb,
+        runtime=root_runtime,
+        gpu=root_gpus,
+    shell:
+        job_command("root", "wildcards.source", "wildcards.root")
+
+
 rule generation:
-    """Generation g of a run: compose its training set, train, sample, evaluate, and
-    (last) write its ledger record lineage/{run}/gen_{gen}.json. The record is not a
+    """Generation g >= 1 of a run: compose its training set, train, sample, evaluate,
+    and (last) write its ledger record lineage/{run}/gen_{gen}.json. The record is not a
     declared output: Snakemake deletes a failed job's outputs, and a failed rebuild
     must never delete a committed record."""
+    wildcard_constraints:
+        gen=r"(?!0000)\d{4}",
     input:
         unpack(generation_inputs),
     output:

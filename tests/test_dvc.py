@@ -17,6 +17,8 @@ from workflow_utils import (
     dvc,
     dvc_repo,
     git,
+    root_of,
+    root_step,
     run,
     run_steps,
     scheduled,
@@ -151,7 +153,7 @@ def test_lock_records_the_md5_of_each_stage_output(repo):
     lock = yaml.safe_load((origin / "dvc.lock").read_text())
     outs = {o["path"]: o for o in lock["stages"]["chain@g_replace"]["outs"]}
     assert outs["data/runs/g_replace"]["md5"].endswith(".dir")
-    assert outs["data/runs/g_replace"]["nfiles"] == 4 * 5
+    assert outs["data/runs/g_replace"]["nfiles"] == 3 * 5  # generation 0 is its root's
     summary = json.loads((origin / "results/g_replace/summary.json").read_text())
     assert summary["generation"] == 3
 
@@ -172,11 +174,14 @@ def test_fresh_clone_pulls_everything_and_snakemake_has_nothing_to_do(repo):
     params = yaml.safe_load((clone / "params.yaml").read_text())
     params["runs"]["g_replace"]["options"] = {"sample_scale": 0.9}
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    expected = run_steps("g_replace", range(4), "metrics", "ensemble", "figures")
-    assert scheduled(clone) == expected | {("report", None, None)}
+    # (another sample_scale samples generation 0 differently: a root of its own)
+    expected = run_steps("g_replace", range(1, 4), "metrics", "ensemble", "figures")
+    expected |= {root_step(params, "g_replace"), ("report", None, None)}
+    assert scheduled(clone) == expected
     status = run([sys.executable, "-m", "modelcollapse", "status"], clone).stdout
+    assert f"generation 0 ({root_of(params, 'g_replace')}, of run g_replace): missing" in status
     assert (
-        "run g_replace: generations 0-3: stale (settings changed: options.sample_scale)" in status
+        "run g_replace: generations 1-3: stale (settings changed: options.sample_scale)" in status
     )
 
 

@@ -96,7 +96,7 @@ def test_the_external_family_runs_every_step(study, env):
         metrics = pd.read_csv(study / "results" / run_id / "metrics.csv")
         assert metrics["generation"].tolist() == list(range(spec["generations"]))
         assert {"rate", "rate_sq_error", "train_rows"} <= set(metrics.columns)
-        model = json.loads((study / "data/runs" / run_id / "gen_0000/model.json").read_text())
+        model = json.loads((study / "data/runs" / run_id / "gen_0001/model.json").read_text())
         assert model["family"] == "poisson" and model["extra"]["settings"]["family"] == "poisson"
         figures = study / "results" / run_id / "figures"
         assert (figures / "metric_rate_sq_error.png").stat().st_size > 10_000

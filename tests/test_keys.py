@@ -11,7 +11,7 @@ import pytest
 from workflow_utils import TINY_PARAMS
 
 from modelcollapse import io
-from modelcollapse.config import validate
+from modelcollapse.config import ConfigError, validate
 from modelcollapse.fingerprint import (
     FingerprintError,
     _parse_source,
@@ -117,6 +117,44 @@ def test_generation_keys_chain_and_leave_out_what_generations_do_not_read():
     assert seeded.key("report") != keys.key("report")
 
 
+def test_runs_that_differ_only_in_what_generation_0_does_not_read_share_it():
+    """One root per set of runs whose generation-0 settings are equal: the regime, its
+    real fraction and the run's length do not enter generation 0; the seed, N, the
+    family's options and the human data do."""
+    raw = copy.deepcopy(PARAMS)
+    raw["runs"] = {
+        "rep": {"family": "gaussian", "human": "g1", "generations": 3},
+        "mix": {"family": "gaussian", "human": "g1", "generations": 5, "regime": "mix",
+                "real_fraction": 0.5, "chains": 7, "plot_generations": [0, 4]},
+        "acc": {"family": "gaussian", "human": "g1", "generations": 2, "regime": "accumulate"},
+        "seed": {"family": "gaussian", "human": "g1", "generations": 2, "seed": 4},
+        "n": {"family": "gaussian", "human": "g1", "generations": 2, "samples_per_generation": 31},
+        "mle": {"family": "gaussian", "human": "g1", "generations": 2,
+                "options": {"estimator": "mle"}},
+        "g2": {"family": "gaussian", "human": "g2", "generations": 2},
+    }  # fmt: skip
+    raw["human"]["g2"] = raw["human"]["g1"]
+    params = validate(raw)
+    roots = params.roots()
+    assert list(roots.values()) == [["rep", "mix", "acc"], ["seed"], ["n"], ["mle"], ["g2"]]
+    shared = params.run("rep").root
+    assert shared.startswith("roots/g1/gaussian-s") and params.run("g2").root.startswith(
+        "roots/g2/"
+    )
+    keys = Keys(params)
+    assert keys.generation("rep", 0) == keys.generation("mix", 0) == keys.generation("acc", 0)
+    assert len({keys.generation(r, 1) for r in ("rep", "mix", "acc")}) == 3
+    assert len({keys.generation(r, 0) for r in raw["runs"]}) == 5
+    # The root's material holds no run id and no regime.
+    material = keys.root_material(shared)
+    assert material["root"] == shared and "regime" not in material["settings"]
+    assert "run" not in material and material == keys.generation_material("mix", 0)
+    # A run cannot be called "roots": the roots' ledger is lineage/roots/.
+    raw["runs"]["roots"] = raw["runs"].pop("n")
+    with pytest.raises(ConfigError, match="'roots' is not allowed as a run id"):
+        validate(raw)
+
+
 @pytest.fixture
 def built(tmp_path) -> tuple[Path, Keys]:
     """A run built with the step functions, stamps and keys included."""
@@ -140,11 +178,11 @@ def test_the_planner_reads_keys_and_content_not_mtimes(built):
         {**PARAMS, "runs": {**PARAMS["runs"], "a": {**PARAMS["runs"]["a"], "seed": 5}}}
     )
     statuses = Planner(changed, root).run_generations("a")
-    assert statuses[0].state == "stale" and "settings changed: seed" in statuses[0].reason
-    assert [s.reason for s in statuses[1:]] == [
-        "generation 0 will be rebuilt",
-        "generation 1 will be rebuilt",
-    ]
+    # Another seed is another generation 0: a root not built yet.
+    root_dir = f"data/{changed.run('a').root}/gen_0000"
+    assert statuses[0].state == "missing" and not (root / root_dir).exists()
+    assert statuses[1].state == "stale" and "settings changed: seed" in statuses[1].reason
+    assert statuses[2].reason == "generation 1 will be rebuilt"
     # A parent rebuilt with other content makes its child stale, through the ledger.
     record = root / "lineage/a/gen_0001.json"
     text = record.read_text()
@@ -182,6 +220,10 @@ def test_temporary_files_never_land_among_the_outputs(tmp_path):
     ("path", "job"),
     [
         ("data/runs/a/gen_0003/model.json", ("generation", "a", 3)),
+        (
+            "data/roots/g1/gaussian-s0-0a1b2c3d/gen_0000",
+            ("generation", "roots/g1/gaussian-s0-0a1b2c3d", 0),
+        ),
         ("data/human/g1", ("human", "g1", None)),
         ("results/a/summary.json", ("metrics", "a", None)),
         ("results/a/ensemble.csv", ("ensemble", "a", None)),
@@ -203,7 +245,9 @@ def test_generation_keys_are_the_digest_of_their_material():
     for run in params.runs:
         fast, slow = Keys(params), Keys(params)
         parent = None
-        for g in range(12):
+        parent = digest(slow.root_material(params.run(run).root))  # generation 0: its root's
+        assert fast.generation(run, 0) == parent
+        for g in range(1, 12):
             material = {**slow.generation_material_base(run), "generation": g, "parent": parent}
             parent = digest(material)
             assert fast.generation(run, g) == parent, (run, g)

@@ -73,7 +73,10 @@ RAW = {
 }  # fmt: skip
 PARAMS = validate(RAW)
 RUN_DICTS = {run: settings.to_dict() for run, settings in PARAMS.runs.items()}
-TOTAL_GENS = sum(s.generations for s in PARAMS.runs.values())
+# Every run's generations from 1 on, and the one root (generation 0) they all share.
+SHARED_ROOT = PARAMS.run("mix").root
+assert list(PARAMS.roots()) == [SHARED_ROOT]
+TOTAL_GENS = sum(s.generations - 1 for s in PARAMS.runs.values()) + 1
 
 
 KEYS = Keys(PARAMS)
@@ -82,10 +85,12 @@ KEYS = Keys(PARAMS)
 def generate(
     run_id: str, g: int, settings: RunSettings, root: Path, key: str | None = None
 ) -> dict:
-    """One generation step, which writes its ledger record; return the record."""
-    record_path(run_id, g, root).unlink(missing_ok=True)
+    """One generation step, which writes its ledger record; return the record (of the
+    run's root for generation 0)."""
+    chain = settings.chain(run_id, g)
+    record_path(chain, g, root).unlink(missing_ok=True)
     pipeline.run_generation(run_id, g, settings, root, key=key)
-    return load_record(run_id, g, root)
+    return load_record(chain, g, root)
 
 
 def build_study(root: Path, params=PARAMS) -> Path:
@@ -96,8 +101,10 @@ def build_study(root: Path, params=PARAMS) -> Path:
         human.prepare_human(source, spec, root)
     for run_id, spec in params.runs.items():
         for g in range(spec.generations):
+            if g == 0 and record_path(spec.root, 0, root).exists():
+                continue  # a root the runs before this one share
             generate(run_id, g, spec, root, Keys(params).generation(run_id, g))
-        collect_metrics(run_id, spec.generations, root)
+        collect_metrics(run_id, spec, root)
     return root
 
 
@@ -182,7 +189,7 @@ def test_accumulate_subsample_parents_are_every_generation_it_drew_from(study):
         rec = load_record("accsub", g, study)
         manifest = json.loads(gen_file("accsub", g, "train.json", study).read_text())
         drawn = sorted(p["origin_generation"] for p in manifest["parts"] if p["source"] != "human")
-        assert [p["generation"] for p in rec["parents"]] == drawn
+        assert sorted(p["generation"] for p in rec["parents"]) == drawn
         assert len(drawn) >= 1
         for p in rec["parents"]:
             parent = load_record("accsub", p["generation"], study)
@@ -231,7 +238,9 @@ def test_rerunning_a_generation_reproduces_its_content_hash(work, tmp_path):
     after = generate("mix", 3, PARAMS.run("mix"), work, KEYS.generation("mix", 3))
     assert after["content_hash"] == before["content_hash"]
     assert after["artifacts"] == before["artifacts"]
-    write_head("mix", 7, work)  # the metrics step after the rebuild: the head holds too
+    write_head(
+        "mix", 7, SHARED_ROOT, work
+    )  # the metrics step after the rebuild: the head holds too
     assert head_path("mix", work).read_bytes() == head
     # A study built elsewhere from scratch has the same content hashes throughout.
     other = build_study(
@@ -281,15 +290,15 @@ def test_verify_passes_and_says_what_it_checked(study, capsys):
 def test_one_flipped_byte_fails_verify_naming_run_generation_and_file(
     work, capsys, run_id, g, name
 ):
-    path = gen_file(run_id, g, name, work)
+    chain = PARAMS.run(run_id).chain(run_id, g)  # generation 0: the root's
+    path = gen_file(chain, g, name, work)
     original = flip_byte(path)
     rc, _, err = cli(capsys, "verify", "--root", str(work))
     assert rc == 1
     fails = fail_lines(err)
     assert len(fails) == 1, err
-    assert fails[0].startswith(
-        f"FAIL run {run_id} generation {g}: data/runs/{run_id}/gen_{g:04d}/{name}: md5 mismatch"
-    )
+    where = gen_file(chain, g, name).as_posix()
+    assert fails[0].startswith(f"FAIL run {chain} generation {g}: {where}: md5 mismatch")
     path.write_bytes(original)
     rc, out, err = cli(capsys, "verify", "--root", str(work))
     assert rc == 0, err
@@ -381,8 +390,9 @@ def test_the_metrics_step_writes_a_head_that_digests_every_record(study):
     hashes = [load_record("mix", g, study)["content_hash"] for g in range(7)]
     head = json.loads(head_path("mix", study).read_text())
     assert head == {
-        "schema": "modelcollapse.lineage/2",
+        "schema": "modelcollapse.lineage/3",
         "run": "mix",
+        "root": SHARED_ROOT,  # generation 0: its record is the root's
         "generations": 7,
         "head_generation": 6,
         "head_content_hash": hashes[6],
@@ -402,13 +412,13 @@ def test_a_missing_head_is_named_and_generations_beyond_it_are_a_note(work, caps
         "(Snakemake rule collect_metrics, DVC stage chain@rep); run it and commit head.json"
     ]
     # A generation beyond the head's count (as when `generations` was lowered).
-    write_head("rep", 4, work)
+    write_head("rep", 4, SHARED_ROOT, work)
     generate("rep", 4, PARAMS.run("rep"), work, None)
     result = verify(["rep"], work)
     assert result.ok, [str(p) for p in result.problems]
     note = "run rep: generation(s) 4-4 recorded beyond head.json's 4 (generations lowered?)"
     assert f"{note}: not anchored" in result.notes
-    collect_metrics("rep", 5, work)
+    collect_metrics("rep", dataclasses.replace(PARAMS.run("rep"), generations=5), work)
     assert json.loads(head_path("rep", work).read_text())["generations"] == 5
     assert verify(["rep"], work).ok
 
@@ -508,7 +518,7 @@ def test_forged_settings_are_caught_against_model_json_and_params_yaml(work, cap
     (work / "params.yaml").write_text(yaml.safe_dump(RAW))
     rc, out, err = cli(capsys, "verify", "--root", str(work))
     assert rc == 0, err
-    assert "params.yaml: settings of 4 run(s) compared" in out
+    assert "params.yaml: settings of 5 run(s) and root(s) compared" in out
 
     def edit(rec):
         rec["settings"]["seed"] = rec["seed"] = 8
@@ -545,7 +555,7 @@ def test_params_yaml_out_of_date_invalid_or_without_the_run(work):
         f"run rep generation {g}: lineage/rep/gen_{g:04d}.json: settings differ from "
         "params.yaml's (samples_per_generation: record 30, params.yaml 40): the run is out "
         "of date with params.yaml (rebuild it) or the record was edited"
-        for g in range(4)
+        for g in range(1, 4)  # generation 0 is the root mix and acc still start from
     ]
     assert "run accsub is not in params.yaml: its settings are not compared" in result.notes
     (work / "params.yaml").write_text("runs: [\n")
@@ -585,7 +595,7 @@ def test_a_rewritten_head_is_caught_against_dvc_lock(work, capsys):
     note = "dvc.lock has no output lineage/rep/head.json (stage chain@rep): head not checked"
     assert note in result.notes
     forge(work, "mix", 3, lambda rec: rec.update(code_fingerprint="f" * 64))
-    write_head("mix", 7, work)  # the forger rewrites the head too
+    write_head("mix", 7, SHARED_ROOT, work)  # the forger rewrites the head too
     rc, _, err = cli(capsys, "verify", "--root", str(work))
     assert rc == 1
     assert fail_lines(err) == [
@@ -602,7 +612,7 @@ def test_verify_rederives_compositions_as_the_manifest_module_does(study):
     manifests = _Manifests(study)
     for run_id, spec in PARAMS.runs.items():
         for g in reversed(range(spec.generations)):  # the deepest include first
-            path = gen_file(run_id, g, "train.json").as_posix()
+            path = gen_file(spec.chain(run_id, g), g, "train.json").as_posix()
             expected = composition(read_manifest(study / path), study)
             assert manifests.composition(path) == expected
             assert load_record(run_id, g, study)["composition"] == expected
@@ -615,7 +625,9 @@ def test_show_a_deep_generation_lists_every_generation_and_the_human_md5(study, 
     rc, out, _ = cli(capsys, "show", "mix:6", "--root", str(study))
     assert rc == 0
     headers = [line.split("  [")[0] for line in out.splitlines() if line.startswith("generation ")]
-    assert headers == [f"generation {g}" for g in range(6, -1, -1)]
+    assert headers == [f"generation {g}" for g in range(6, 0, -1)] + [
+        f"generation 0: root {SHARED_ROOT} (shared by the runs whose generation 0 it is)"
+    ]
     assert file_md5(human_file("g1", "pool.parquet", study)) in out
     for g in range(7):
         rec = load_record("mix", g, study)
@@ -630,8 +642,10 @@ def test_show_a_deep_generation_lists_every_generation_and_the_human_md5(study, 
 
 def test_show_follows_every_parent_of_accumulate_subsample(study):
     text = show("accsub:4", study)
-    for g in range(5):
+    for g in range(1, 5):
         assert f"generation {g}  [lineage/accsub/gen_{g:04d}.json]" in text
+    assert f"generation 0: root {SHARED_ROOT} " in text
+    assert f"[lineage/{SHARED_ROOT}/gen_0000.json]" in text
 
 
 # ---------------------------------------------------------------------- export
@@ -643,7 +657,8 @@ def test_prov_json_round_trips_and_keeps_every_entity_and_relation(study, capsys
     doc = ProvDocument.deserialize(content=text, format="json")
     assert doc == to_prov(build_graph(records_of(None, study)))
     records = [load_record(r, g, study) for r, s in PARAMS.runs.items()
-               for g in range(s.generations)]  # fmt: skip
+               for g in range(1, s.generations)]  # fmt: skip
+    records.append(load_record(SHARED_ROOT, 0, study))  # once: the runs share it
     derivations = sum(
         2  # checkpoint from training set, samples from checkpoint
         + sum(1 for n in rec["composition"]["human_rows"].values() if n)
@@ -708,7 +723,7 @@ def test_export_limited_to_runs_and_a_window_of_generations(study, capsys):
     assert len(window.edges) < len(full.edges)
     # dot keeps the edges from what the window read outside it (generation 0's samples)
     dot = export("dot", ["accsub"], study, range(1, 3))
-    assert '"data/runs/accsub/gen_0000/samples.parquet" -> ' in dot
+    assert f'"data/{SHARED_ROOT}/gen_0000/samples.parquet" -> ' in dot
     # one generation; bad windows and unknown runs are refused with their names
     assert cli(capsys, "export", "accsub", "--generations", "4", "--root", str(study))[0] == 0
     rc, _, err = cli(capsys, "export", "--generations", "3:1", "--root", str(study))
@@ -845,15 +860,20 @@ def test_after_a_fresh_clone_and_dvc_pull_the_ledger_verifies_against_dvc(tmp_pa
     dvc(repo, "repro")
     params = validate(DVC_PARAMS)
     gens = {r: s.generations for r, s in params.runs.items()}
+    (shared,) = params.roots()  # both runs start from one generation 0
     for r, count in gens.items():
-        assert [record_path(r, g, repo).exists() for g in range(count)] == [True] * count
+        assert [record_path(r, g, repo).exists() for g in range(count)] == [False] + [True] * (
+            count - 1
+        )
+    assert record_path(shared, 0, repo).exists()
     dvc(repo, "push")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "study")
     tracked = git(repo, "ls-files", "lineage").split()
     assert sorted(tracked) == sorted(
-        [f"lineage/{r}/gen_{g:04d}.json" for r, count in gens.items() for g in range(count)]
+        [f"lineage/{r}/gen_{g:04d}.json" for r, count in gens.items() for g in range(1, count)]
         + [f"lineage/{r}/head.json" for r in gens]
+        + [f"lineage/{shared}/gen_0000.json"]
     )
     assert load_record("mix", 3, repo)["code"] == {"commit": code_commit, "dirty": False}
 
@@ -864,11 +884,11 @@ def test_after_a_fresh_clone_and_dvc_pull_the_ledger_verifies_against_dvc(tmp_pa
     dvc(clone, "pull")
     result = verify(root=clone)
     assert result.ok, [str(p) for p in result.problems]
-    assert result.counts["dvc_runs"] == 2
-    assert result.counts["dvc_files"] == sum(gens.values()) * len(GEN_FILES)
-    assert result.counts["dvc_heads"] == 2 and result.counts["params_runs"] == 2
+    assert result.counts["dvc_runs"] == 3  # two runs and their root
+    assert result.counts["dvc_files"] == (sum(gens.values()) - 1) * len(GEN_FILES)
+    assert result.counts["dvc_heads"] == 2 and result.counts["params_runs"] == 3
     out = run([sys.executable, "-m", "modelcollapse", "lineage", "verify"], clone)
-    assert "dvc.lock: 2 run directories checked file by file" in out.stdout
+    assert "dvc.lock: 3 run and root directories checked file by file" in out.stdout
 
     # The ledger's md5s are the md5s DVC itself records for the same files.
     lock = yaml.safe_load((clone / "dvc.lock").read_text())
@@ -882,10 +902,19 @@ def test_after_a_fresh_clone_and_dvc_pull_the_ledger_verifies_against_dvc(tmp_pa
         listing = dvc_listing(clone, out_entry["md5"])
         ledger = {
             a["path"].removeprefix(f"data/runs/{r}/"): a["md5"]
-            for g in range(count)
+            for g in range(1, count)
             for a in load_record(r, g, clone)["artifacts"].values()
         }
         assert ledger == listing
+    (roots_out,) = lock["stages"]["roots@g1"]["outs"]
+    assert roots_out["path"] == "data/roots/g1"
+    root_id = shared.rsplit("/", 1)[1]
+    assert dvc_listing(clone, roots_out["md5"]) == {
+        a["path"].removeprefix("data/roots/g1/"): a["md5"]
+        for a in load_record(shared, 0, clone)["artifacts"].values()
+    }
+    assert all(a["path"].startswith(f"data/roots/g1/{root_id}/gen_0000/")
+               for a in load_record("mix", 0, clone)["artifacts"].values())  # fmt: skip
     (human_out,) = lock["stages"]["human@g1"]["outs"]
     assert human_out["path"] == "data/human/g1"
     listing = dvc_listing(clone, human_out["md5"])

@@ -85,9 +85,9 @@ def _build_run(root: Path, run: str, settings: RunSettings, seed: int = 7) -> pd
     rows = []
     for g in range(GENERATIONS):
         model = fam.build_model(settings.options, truth, random_state=g).fit(train)
-        model.save(gen_file(run, g, "model.safetensors", root))
+        model.save(gen_file(settings.chain(run, g), g, "model.safetensors", root))
         samples = model.sample(N, rng)
-        io.write_table(gen_file(run, g, "samples.parquet", root), samples)
+        io.write_table(gen_file(settings.chain(run, g), g, "samples.parquet", root), samples)
         metrics = fam.evaluate(model, truth, test, samples)
         rows.append({"generation": g, **metrics, "train_rows": N, "train_human_fraction": 0.0})
         train = samples

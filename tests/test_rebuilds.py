@@ -28,6 +28,8 @@ from workflow_utils import (
     git,
     ledger_mtimes,
     rebuilt_generations,
+    root_of,
+    root_step,
     run_steps,
     scheduled,
     snakemake,
@@ -80,6 +82,15 @@ def edit_params(wf: Path, run_id: str, **changes) -> None:
     (wf / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def params_of(wf: Path) -> dict:
+    return yaml.safe_load((wf / "params.yaml").read_text())
+
+
+def root_dir(wf: Path, run_id: str) -> str:
+    """The directory of the run's generation 0 (its root's), relative to ``wf``."""
+    return f"data/{root_of(params_of(wf), run_id)}/gen_0000"
+
+
 def edit_module(wf: Path, module: str, text: str) -> None:
     path = wf / "src" / "modelcollapse" / module
     path.write_text(path.read_text() + text)
@@ -121,24 +132,32 @@ def stages_of(run_id: str, *steps: str) -> set[str]:
 
 @pytest.mark.parametrize("tool", ["snakemake", "dvc"])
 def test_a_changed_seed_rebuilds_its_whole_run_in_one_invocation(study, tool):
+    shared = root_of(params_of(study), "g_replace")  # with g_acc
     edit_params(study, "g_replace", seed=8)
-    expected = run_steps("g_replace", range(4), *RUN_STEPS) | REPORT
+    # Generation 0 of the new seed is a root of its own; g_acc keeps the one it shared.
+    root = root_step(params_of(study), "g_replace")
+    assert root[1] != shared == root_of(params_of(study), "g_acc")
+    expected = {root} | run_steps("g_replace", range(1, 4), *RUN_STEPS) | REPORT
     if tool == "snakemake":
         snakemake_rebuilds(study, expected)
     else:
         dvc_rebuilds(
             study,
-            stages_of("g_replace", "chain", "ensemble", "figures") | {"report"},
-            run_steps("g_replace", range(4)),
+            # chain@g_acc depends on every root of its source: it runs, and keeps all
+            stages_of("g_replace", "chain", "ensemble", "figures")
+            | {"roots@g1", "chain@g_acc", "report"},
+            {root} | run_steps("g_replace", range(1, 4)),
         )
+    assert (study / f"data/{shared}").is_dir()
 
 
 def test_a_human_source_change_rebuilds_the_runs_on_it_only(study):
     params = yaml.safe_load((study / "params.yaml").read_text())
     params["human"]["cat"]["truth"]["zipf_exponent"] = 1.5
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    root = root_step(params, "cat")
     snakemake_rebuilds(
-        study, {("human", "cat", None)} | run_steps("cat", range(3), *RUN_STEPS) | REPORT
+        study, {("human", "cat", None), root} | run_steps("cat", range(1, 3), *RUN_STEPS) | REPORT
     )
 
 
@@ -149,12 +168,14 @@ def test_a_human_source_change_rebuilds_the_runs_on_it_only(study):
 def test_editing_a_family_reruns_exactly_its_runs(study, tool):
     # The family's module draws its human data from the truth too: that is rebuilt.
     edit_module(study, "families/gmm.py", "\n\nEDITED = True\n")
+    human, root = {("human", "mix2", None)}, root_step(PARAMS, "gmm")
     if tool == "snakemake":
-        human = {("human", "mix2", None)}
-        snakemake_rebuilds(study, human | run_steps("gmm", range(2), *RUN_STEPS) | REPORT)
+        snakemake_rebuilds(study, human | {root} | run_steps("gmm", [1], *RUN_STEPS) | REPORT)
     else:
-        stages = stages_of("gmm", "chain", "ensemble", "figures") | {"human@mix2", "report"}
-        dvc_rebuilds(study, stages, run_steps("gmm", range(2)))
+        stages = stages_of("gmm", "chain", "ensemble", "figures")
+        dvc_rebuilds(
+            study, stages | {"human@mix2", "roots@mix2", "report"}, {root} | run_steps("gmm", [1])
+        )
 
 
 @pytest.mark.parametrize("tool", ["snakemake", "dvc"])
@@ -206,13 +227,15 @@ def test_extending_a_run_keeps_every_finished_generation(study, tool):
 
 
 def test_a_missing_artifact_anywhere_in_an_accumulate_chain_is_rebuilt(study):
-    before = tree_md5s(study, "data/runs/g_acc")
-    (study / "data/runs/g_acc/gen_0000/samples.parquet").unlink()
+    root = root_dir(study, "g_acc")  # shared with g_replace
+    before = tree_md5s(study, "data/runs/g_acc", root)
+    (study / root / "samples.parquet").unlink()
     shutil.rmtree(study / "data/runs/g_acc/gen_0002")
     target = "data/runs/g_acc/gen_0002/model.safetensors"
-    assert scheduled(study, target) == run_steps("g_acc", range(3))
+    expected = {root_step(PARAMS, "g_acc")} | run_steps("g_acc", range(1, 3))
+    assert scheduled(study, target) == expected
     snakemake(study, "--cores", "1", target)
-    assert tree_md5s(study, "data/runs/g_acc") == before  # deterministic: same bytes
+    assert tree_md5s(study, "data/runs/g_acc", root) == before  # deterministic: same bytes
     assert scheduled(study) == set()
     verify_ok(study)
 
@@ -240,11 +263,12 @@ def test_a_failed_rebuild_keeps_the_committed_ledger_record(study):
     record = study / "lineage/cat/gen_0001.json"
     committed = record.read_bytes()
     # A forced rebuild of generation 1 fails: what it trains on is corrupt.
-    (study / "data/runs/cat/gen_0000/samples.parquet").write_bytes(b"PAR1 corrupt")
+    corrupt = f"{root_dir(study, 'cat')}/samples.parquet"
+    (study / corrupt).write_bytes(b"PAR1 corrupt")
     target = "data/runs/cat/gen_0001/model.json"
     out = snakemake(study, "--cores", "1", "--forcerun", target, target, check=False)
     assert out.returncode != 0
-    assert "data/runs/cat/gen_0000/samples.parquet" in (study / "logs/cat/gen_0001.log").read_text()
+    assert corrupt in (study / "logs/cat/gen_0001.log").read_text()
     assert record.read_bytes() == committed
     assert not list(study.glob("lineage/**/*.tmp"))
 
@@ -304,3 +328,114 @@ def test_dvc_cannot_start_under_snakemake_and_a_killed_run_leaves_no_debris(stud
     assert scheduled(study) == set()
     assert dvc_changed_stages(study) == set()
     verify_ok(study)
+
+
+# ------------------------------------------------------- generation 0, shared
+
+
+def test_runs_with_the_same_generation_0_share_one_root_and_the_ledger_shows_it(built):
+    from modelcollapse.lineage.records import head_digest
+
+    shared = root_of(PARAMS, "g_replace")
+    assert root_of(PARAMS, "g_acc") == shared  # replace and accumulate: one generation 0
+    assert len({root_of(PARAMS, r) for r in PARAMS["runs"]}) == 3
+    # Built once: one directory, one job log, no run holds a generation 0 of its own.
+    assert [p.name for p in (built / "data/roots/g1").iterdir()] == [shared.rsplit("/")[-1]]
+    assert len(list((built / "logs/roots/g1").iterdir())) == 1
+    assert not list(built.glob("data/runs/*/gen_0000")) + list(
+        built.glob("lineage/*/gen_0000.json")
+    )
+    root_record = json.loads((built / f"lineage/{shared}/gen_0000.json").read_text())
+    assert root_record["run"] == shared and root_record["root"] is None
+    assert "regime" not in root_record["settings"]
+    for run_id in ("g_replace", "g_acc"):
+        first = json.loads((built / f"lineage/{run_id}/gen_0001.json").read_text())
+        assert first["root"] == shared
+        assert first["prev_content_hash"] == root_record["content_hash"]
+        assert (shared, 0, root_record["content_hash"]) in [
+            (p["run"], p["generation"], p["content_hash"]) for p in first["parents"]
+        ]
+        head = json.loads((built / f"lineage/{run_id}/head.json").read_text())
+        own = [
+            json.loads((built / f"lineage/{run_id}/gen_{g:04d}.json").read_text())["content_hash"]
+            for g in range(1, head["generations"])
+        ]
+        assert head["root"] == shared
+        assert head["digest"] == head_digest([root_record["content_hash"], *own])
+    # Generation 0's metrics are the root's, in both runs' tables.
+    rows = [
+        (built / f"results/{r}/metrics.csv").read_text().splitlines()[1]
+        for r in ("g_replace", "g_acc")
+    ]
+    assert rows[0] == rows[1]
+    # What a reviewer reads: the chain back to the root, one node for its checkpoint.
+    show = subprocess.run(
+        [sys.executable, "-m", "modelcollapse", "lineage", "show", "g_acc:1"],
+        cwd=built, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"generation 0: root {shared} (" in show
+    assert f"parents       generation 0: root {shared} (" in show
+    dot = subprocess.run(
+        [sys.executable, "-m", "modelcollapse", "lineage", "export", "--run", "g_replace",
+         "--run", "g_acc", "--generations", "0:2", "-f", "dot"],
+        cwd=built, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    model = f'"data/{shared}/gen_0000/model.safetensors"'
+    assert sum(1 for line in dot.splitlines() if line.strip().startswith(model + " [")) == 1
+    assert f'"data/{shared}/gen_0000/samples.parquet" -> "data/runs/g_acc/gen_0001/' in dot
+    assert f'"data/{shared}/gen_0000/samples.parquet" -> "data/runs/g_replace/gen_0001/' in dot
+    summary = (built / "reports/lineage.md").read_text()
+    assert f"Generation 0 is the root `{shared}`, shared with g_acc" in summary
+
+
+def test_a_regime_change_keeps_the_shared_root(study):
+    edit_params(study, "g_acc", regime="accumulate_subsample")
+    snakemake_rebuilds(study, run_steps("g_acc", range(1, 3), *RUN_STEPS) | REPORT)
+
+
+@pytest.mark.parametrize("tool", ["snakemake", "dvc"])
+def test_a_root_no_run_starts_from_is_removed_with_its_records(study, tool):
+    old = root_of(PARAMS, "cat")
+    edit_params(study, "cat", seed=9)
+    new = root_step(params_of(study), "cat")
+    expected = {new} | run_steps("cat", range(1, 3), *RUN_STEPS) | REPORT
+    if tool == "snakemake":  # in a DVC repository, after its jobs: as roots@cat would
+        snakemake_rebuilds(study, expected)
+    else:
+        stages = stages_of("cat", "chain", "ensemble", "figures") | {"roots@cat", "report"}
+        dvc_rebuilds(study, stages, {new} | run_steps("cat", range(1, 3)))
+    assert [p.name for p in (study / "data/roots/cat").iterdir()] == [new[1].rsplit("/")[-1]]
+    assert not (study / f"data/{old}").exists() and not (study / f"lineage/{old}").exists()
+
+
+def test_a_generation_0_of_a_run_s_own_from_before_roots_is_flagged_and_then_removed(study):
+    """A study built before generation 0 was shared kept it in data/runs/<run>/gen_0000
+    with a record in lineage/<run>/: verify names it, and rebuilding generation 1 (which
+    the new keys make every run do) removes both."""
+    shared = root_of(PARAMS, "cat")
+    shutil.copytree(study / f"data/{shared}/gen_0000", study / "data/runs/cat/gen_0000")
+    shutil.copy(study / f"lineage/{shared}/gen_0000.json", study / "lineage/cat/gen_0000.json")
+    out = subprocess.run(
+        [sys.executable, "-m", "modelcollapse", "lineage", "verify", "cat"],
+        cwd=study, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "run cat generation 0: lineage/cat/gen_0000.json: a run's own generation 0" in (
+        out.stderr
+    )
+    target = "data/runs/cat/gen_0001/model.json"
+    snakemake(study, "--cores", "1", "--forcerun", target, target)
+    assert not (study / "data/runs/cat/gen_0000").exists()
+    assert not (study / "lineage/cat/gen_0000.json").exists()
+    verify_ok(study)
+
+
+def test_a_run_taken_out_of_params_keeps_its_root_and_its_ledger_verifies(study):
+    root = root_of(PARAMS, "cat")
+    params = params_of(study)
+    del params["runs"]["cat"]
+    (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = dvc(study, "repro")
+    assert {"roots@cat", "report"} <= dvc_stages_run(out.stdout)
+    assert (study / f"data/{root}/gen_0000/model.safetensors").is_file()
+    assert "note: run cat is not in params.yaml" in verify_ok(study)

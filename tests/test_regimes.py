@@ -33,7 +33,7 @@ def root(tmp_path):
     return tmp_path
 
 
-def write_samples(root, generation):
+def write_samples(root, generation, chain="run"):
     values = 10_000.0 * (generation + 1) + np.arange(N)
     frame = tables.with_columns(
         tables.from_columns({"x0": values}),
@@ -41,7 +41,7 @@ def write_samples(root, generation):
         origin_generation=np.int64(generation),
         model_md5="m",
     )
-    io.write_table(gen_file("run", generation, "samples.parquet", root), frame)
+    io.write_table(gen_file(chain, generation, "samples.parquet", root), frame)
 
 
 def build_chain(root, regime, generations, real_fraction=None, seed=0):
@@ -56,8 +56,9 @@ def build_chain(root, regime, generations, real_fraction=None, seed=0):
     manifests = []
     for g in range(generations):
         manifest = compose_training_set("run", g, settings, np.random.default_rng([seed, g]), root)
-        io.write_json(gen_file("run", g, "train.json", root), manifest)
-        write_samples(root, g)
+        chain = settings.chain("run", g)  # generation 0: the run's root's
+        io.write_json(gen_file(chain, g, "train.json", root), manifest)
+        write_samples(root, g, chain)
         manifests.append(manifest)
     return manifests
 

@@ -34,6 +34,8 @@ from workflow_utils import (
     verify_ok,
 )
 
+from modelcollapse.config import validate
+
 pytestmark = pytest.mark.slow
 
 SLURM_TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol")
@@ -151,14 +153,16 @@ def test_a_gpu_run_gets_a_gpu_and_its_failure_is_reported(cluster, tmp_path):
     log = out.stdout + out.stderr
     assert out.returncode != 0, log[-3000:]
     jobs = dict(re.findall(r"SLURM jobid (\d+) \(log: [^)]*/rule_(\w+)/", log))
-    assert {"prepare_human", "generation"} <= set(jobs.values()), log[-3000:]
-    for job_id, rule in jobs.items():  # the generation job alone asked for (and got) a GPU
+    # Generation 0 is the run's root's: the root job alone asked for (and got) a GPU.
+    assert {"prepare_human", "root"} <= set(jobs.values()), log[-3000:]
+    for job_id, rule in jobs.items():
         shown = run(["scontrol", "show", "job", job_id], tmp_path).stdout
-        assert ("TresPerJob=gres:gpu:1" in shown) == (rule == "generation"), shown
-    assert "Error in rule generation" in log, log[-3000:]
+        assert ("TresPerJob=gres:gpu:1" in shown) == (rule == "root"), shown
+    assert "Error in rule root" in log, log[-3000:]
     assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", log), log[-3000:]
-    job_log = (flow / "logs" / "lm_gpu" / "gen_0000.log").read_text()
+    root = validate(params).run("lm_gpu").root
+    job_log = (flow / "logs" / f"{root}.log").read_text()
     assert "CUDA" in job_log, job_log[-2000:]
     # The human data it prepared on the cluster stays; the failed generation left nothing.
     assert (flow / "data" / "human" / "texts" / "pool.parquet").exists()
-    assert not (flow / "data" / "runs" / "lm_gpu" / "gen_0000").exists()
+    assert not (flow / "data" / root / "gen_0000").exists()

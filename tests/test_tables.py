@@ -77,6 +77,7 @@ def test_a_statistical_generation_job_loads_no_heavy_package(tmp_path):
     it) imports none of the packages that made start-up cost most of a job."""
     wf = make_workflow(tmp_path / "wf", TINY_PARAMS)
     params = validate(TINY_PARAMS)
+    root = params.run("g_mix").root  # its generation 0's job, then generation 1's
     prepare_human("g1", params.human["g1"], wf)
     study = write_study(params, wf)
     assert study.parent == wf / ".modelcollapse" / "study"
@@ -85,12 +86,13 @@ def test_a_statistical_generation_job_loads_no_heavy_package(tmp_path):
     probe = (
         "import runpy, sys, json\n"
         "sys.path.insert(0, 'scripts')\n"
-        "sys.argv = ['scripts/job.py', 'generation', 'g_mix', '0', '--study', sys.argv[1],"
-        " '--log', 'logs/probe.log']\n"
-        "try:\n"
-        "    runpy.run_path('scripts/job.py', run_name='__main__')\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
+        "study = sys.argv[1]\n"
+        f"for job in ({['root', *root.split('/')[1:]]!r}, ['generation', 'g_mix', '1']):\n"
+        "    sys.argv = ['scripts/job.py', *job, '--study', study, '--log', 'logs/p.log']\n"
+        "    try:\n"
+        "        runpy.run_path('scripts/job.py', run_name='__main__')\n"
+        "    except SystemExit as exc:\n"
+        "        assert not exc.code, exc.code\n"
         f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
     )
     out = subprocess.run(
@@ -98,5 +100,6 @@ def test_a_statistical_generation_job_loads_no_heavy_package(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
-    assert (wf / "data/runs/g_mix/gen_0000/samples.parquet").is_file()
-    assert (wf / "lineage/g_mix/gen_0000.json").is_file()
+    assert (wf / "data" / root / "gen_0000/samples.parquet").is_file()
+    assert (wf / "data/runs/g_mix/gen_0001/samples.parquet").is_file()
+    assert (wf / "lineage/g_mix/gen_0001.json").is_file()

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 from workflow_utils import TINY_PARAMS, make_workflow, run, snakemake, tree_md5s
 
+from modelcollapse.config import validate
+
 pytestmark = pytest.mark.slow
 
 
@@ -19,13 +21,17 @@ def built(tmp_path_factory):
 
 
 def test_every_run_produces_its_artifacts(built):
+    params = validate(TINY_PARAMS)
     for run_id, spec in TINY_PARAMS["runs"].items():
         gens = spec["generations"]
         frame = pd.read_csv(built / "results" / run_id / "metrics.csv")
         assert frame.columns[0] == "generation"
         assert frame["generation"].tolist() == list(range(gens))
-        for g in range(gens):
-            gdir = built / "data" / "runs" / run_id / f"gen_{g:04d}"
+        assert not (built / "data" / "runs" / run_id / "gen_0000").exists()
+        for g in range(gens):  # generation 0 is the run's root's
+            chain = params.run(run_id).chain(run_id, g)
+            gdir = built / "data" / chain if g == 0 else built / "data" / "runs" / run_id
+            gdir = gdir / f"gen_{g:04d}"
             for name in (
                 "train.json",
                 "model.safetensors",
@@ -103,10 +109,11 @@ def test_a_run_too_big_for_its_real_data_stops_before_training(tmp_path):
     wf = make_workflow(tmp_path / "fresh", params)
     expected = "runs.vae_fresh: needs 150 human rows but the prepared pool of human.digits is 80"
     out = snakemake(wf, "--cores", "1", check=False)
-    log = (wf / "logs/vae_fresh/gen_0000.log").read_text()
+    root = validate(params).run("vae_fresh").root  # its generation 0, the first job
+    log = (wf / "logs" / f"{root}.log").read_text()
     assert out.returncode != 0 and expected in log, log
     assert (wf / "data/human/digits/pool.parquet").is_file()  # kept: nothing computed is lost
-    assert not (wf / "data/runs/vae_fresh/gen_0000/model.safetensors").exists()
+    assert not (wf / "data" / root / "gen_0000/model.safetensors").exists()
     out = snakemake(wf, "--cores", "1", "-n", check=False)
     assert out.returncode != 0 and expected in out.stdout + out.stderr
     out = run([sys.executable, "-m", "modelcollapse", "validate"], wf, check=False)

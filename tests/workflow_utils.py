@@ -156,6 +156,7 @@ def dvc_repo(path: Path, params: dict | None = None, remote: Path | None = None)
 # Snakemake rule -> the step it runs (modelcollapse.paths.job_of_path's names).
 RULE_STEPS = {
     "prepare_human": "human",
+    "root": "generation",
     "generation": "generation",
     "collect_metrics": "metrics",
     "ensemble": "ensemble",
@@ -182,6 +183,9 @@ def scheduled(cwd: Path, *args: str) -> set[tuple]:
     for rule, wc in jobs:
         if rule == "all":
             continue
+        if rule == "root":  # generation 0 of the runs that share it
+            result.add(("generation", f"roots/{wc['source']}/{wc['root']}", 0))
+            continue
         name = wc.get("run") or wc.get("source")
         gen = int(wc["gen"]) if "gen" in wc else None
         result.add((RULE_STEPS[rule], name, gen))
@@ -189,8 +193,22 @@ def scheduled(cwd: Path, *args: str) -> set[tuple]:
 
 
 def run_steps(run_id: str, generations, *steps: str) -> set[tuple]:
-    """The step tuples of ``run_id``: the given generations and the named steps."""
+    """The step tuples of ``run_id``: the given generations (from 1 on: generation 0 is
+    a root's, ``root_step``) and the named steps."""
+    assert 0 not in generations, "generation 0 is the run's root's: root_step()"
     return {("generation", run_id, g) for g in generations} | {(s, run_id, None) for s in steps}
+
+
+def root_of(params: dict, run_id: str) -> str:
+    """The root (``roots/<source>/<id>``) run ``run_id`` of a params dict starts from."""
+    from modelcollapse.config import validate
+
+    return validate(params).run(run_id).root
+
+
+def root_step(params: dict, run_id: str) -> tuple:
+    """The step tuple of the root run ``run_id`` starts from: its generation 0."""
+    return ("generation", root_of(params, run_id), 0)
 
 
 def ledger_mtimes(root: Path) -> dict[str, int]:
@@ -206,8 +224,9 @@ def rebuilt_generations(before: dict[str, int], after: dict[str, int]) -> set[tu
     out = set()
     for path, mtime in after.items():
         if before.get(path) != mtime:
-            _, run_id, name = path.split("/")
-            out.add(("generation", run_id, int(name[4:8])))
+            # lineage/<run>/gen_NNNN.json or lineage/roots/<source>/<id>/gen_0000.json
+            parts = path.split("/")
+            out.add(("generation", "/".join(parts[1:-1]), int(parts[-1][4:8])))
     return out
 
 

@@ -28,7 +28,14 @@ def _validate(args: argparse.Namespace) -> int:
             f"{s.generations} generations x {s.samples_per_generation} samples, "
             f"{s.chains} chain(s){seed}"
         )
-    print(f"{args.params}: {len(params.runs)} runs, {len(params.human)} human sources: valid")
+    roots = params.roots()
+    shared = {root: runs for root, runs in roots.items() if len(runs) > 1}
+    for root, runs in shared.items():
+        print(f"{root}: generation 0 of {', '.join(runs)} (trained once)")
+    print(
+        f"{args.params}: {len(params.runs)} runs ({len(roots)} distinct generations 0), "
+        f"{len(params.human)} human sources: valid"
+    )
     return 0
 
 
@@ -118,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--exit-code", action="store_true", help="exit 1 when any is")
     status.set_defaults(func=_status)
     stage = sub.add_parser("stage", help="run one stage of dvc.yaml (what `dvc repro` calls)")
-    stage.add_argument("name", choices=["keys", "human", "chain", "ensemble", "figures", "report"])
+    stage.add_argument(
+        "name", choices=["keys", "human", "roots", "chain", "ensemble", "figures", "report"]
+    )
     stage.add_argument("id", nargs="?", help="the human source or run the stage builds")
     stage.add_argument("--params", default="params.yaml")
     stage.set_defaults(func=_stage)

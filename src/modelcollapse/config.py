@@ -27,7 +27,7 @@ from modelcollapse.checks import (  # noqa: F401  (re-exported: the rules and te
 from modelcollapse.families import get_family, known_families, schema_path
 from modelcollapse.families.base import _read_schema, schema_defaults
 from modelcollapse.regimes import NEEDS_REAL_FRACTION, real_row_count
-from modelcollapse.settings import NOT_GENERATION_KEYS, Params, RunSettings  # noqa: F401
+from modelcollapse.settings import NOT_GENERATION_KEYS, ROOTS, Params, RunSettings  # noqa: F401
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "params.schema.yaml"
 # Where validation puts the replicate groups (runs.<id>.replicate_of): the report's.
@@ -125,6 +125,11 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
     for section in ("human", "runs"):
         for id_ in raw.get(section) or {}:
             check_id(id_, section, source)
+    if ROOTS in (raw.get("runs") or {}):
+        raise ConfigError(
+            f"{source}: runs: {ROOTS!r} is not allowed as a run id: lineage/{ROOTS}/ and "
+            f"data/{ROOTS}/ hold the generation 0 that runs share"
+        )
     for name in (raw.get("report") or {}).get("compare") or {}:
         check_id(name, "report.compare", source)
     schema = load_schema()

@@ -24,7 +24,8 @@ from typing import Any
 
 from modelcollapse import io
 from modelcollapse.config import Params
-from modelcollapse.keys import Keys
+from modelcollapse.keys import Keys, digest
+from modelcollapse.paths import ROOTS_DIR
 
 log = logging.getLogger("modelcollapse")
 
@@ -40,6 +41,9 @@ def stage_keys(params: Params, keys: Keys | None = None) -> dict[str, str]:
     """``data/keys/...`` path -> the key of what that DVC stage builds."""
     keys = keys or Keys(params)
     out = {f"{KEYS_DIR}/human/{s}": keys.human(s) for s in params.human}
+    for s in params.human:  # every root of the source, by name (the stage prunes the rest)
+        roots = {root: keys.root(root) for root in params.roots(s)}
+        out[f"{KEYS_DIR}/roots/{s}"] = digest(roots)
     for run in params.runs:
         out[f"{KEYS_DIR}/chain/{run}"] = keys.key("metrics", run)  # chains every generation
         out[f"{KEYS_DIR}/ensemble/{run}"] = keys.key("ensemble", run)
@@ -74,6 +78,13 @@ def stage_status(params: Params, root: str | Path = ".") -> dict[str, str]:
 
     planner = Planner(params, root)
     out = {f"human@{s}": _why(planner.human(s)) for s in params.human}
+    for s in params.human:
+        stale = [
+            planner.root_status(root)
+            for root in params.roots(s)
+            if not planner.root_status(root).fresh
+        ]
+        out[f"roots@{s}"] = _why(stale[0]) if stale else ""
     for run in params.runs:
         last = params.run(run).generations - 1
         chain = planner.generation(run, last)
@@ -141,8 +152,15 @@ def is_dvc_repo(root: str | Path = ".") -> bool:
 def commit_to_dvc(params: Params, root: str | Path = ".") -> tuple[list[str], dict[str, str]]:
     """Write the stage keys and ``dvc commit`` every stage that is complete and up to
     date; return (committed stages, {stage left out: why})."""
+    from modelcollapse.jobs import remove_unused_roots
+
     root = Path(root)
     write_stage_keys(params, root)
+    # What the stage roots@<source> would leave: a root no run starts from any more
+    # removed, the source's directory present even when no run uses the source.
+    remove_unused_roots(params, root=root)
+    for source in params.human:
+        (root / ROOTS_DIR.format(source=source)).mkdir(parents=True, exist_ok=True)
     status = stage_status(params, root)
     ready = ["keys"] + [stage for stage, why in status.items() if not why]
     left = {stage: why for stage, why in status.items() if why}

@@ -5,9 +5,11 @@ runs the step and has it record the key with its outputs. The step's own modules
 imported inside :func:`modelcollapse.fingerprint.covered`, which checks that every
 package module the step loaded is one its code fingerprint covers.
 
-``chain_job`` is the DVC stage ``chain@<run>``: the generations that are not up to date
-(``modelcollapse.plan``), in order, then the metrics table. Snakemake runs the same
-steps one job each.
+``roots_job`` is the DVC stage ``roots@<source>``: every generation 0 that runs on that
+human source start from (a *root*, shared by the runs whose generation-0 settings are
+equal). ``chain_job`` is the DVC stage ``chain@<run>``: the run's generations from 1 on
+that are not up to date (``modelcollapse.plan``), in order, then the metrics table.
+Snakemake runs the same steps one job each.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from typing import Any
 from modelcollapse import io
 from modelcollapse.fingerprint import covered, step_fingerprint
 from modelcollapse.keys import Keys
-from modelcollapse.settings import Params
+from modelcollapse.settings import ROOTS, Params
 
 log = logging.getLogger("modelcollapse")
 
@@ -36,6 +39,7 @@ def human_job(params: Params, source: str) -> None:
 
 
 def generation_job(params: Params, run: str, generation: int, keys: Keys | None = None) -> None:
+    """Generation ``generation`` of ``run``; generation 0 is the run's root's."""
     settings = params.run(run)
     if generation == 0:
         # A real corpus fixes its pool size once prepared: check the whole run fits
@@ -51,12 +55,22 @@ def generation_job(params: Params, run: str, generation: int, keys: Keys | None 
         run_generation(run, generation, settings, key=key, code_fingerprint=code)
 
 
+def root_job(params: Params, source: str, root_id: str) -> None:
+    """The root ``roots/<source>/<root_id>``: generation 0 of the runs that share it,
+    trained with the settings of the first of them (equal for all in what it reads)."""
+    root = f"{ROOTS}/{source}/{root_id}"
+    runs = params.roots(source).get(root)
+    if not runs:
+        raise io.ArtifactError(f"no run of params.yaml starts from {root}")
+    generation_job(params, runs[0], 0)
+
+
 def metrics_job(params: Params, run: str, keys: Keys | None = None) -> None:
     stamp = (keys or Keys(params)).stamp("metrics", run)
     with covered("metrics"):
         from modelcollapse.results import collect_metrics
 
-        collect_metrics(run, params.run(run).generations, stamp=stamp)
+        collect_metrics(run, params.run(run), stamp=stamp)
 
 
 def ensemble_job(params: Params, run: str) -> None:
@@ -87,11 +101,74 @@ def report_job(params: Params) -> None:
         )
 
 
+def roots_job(params: Params, source: str, progress: bool = True) -> list[str]:
+    """Every root of human source ``source`` that is not up to date; return those rebuilt.
+    A root whose files match its key and whose human data has the content it read is
+    kept (``persist: true`` in dvc.yaml); a root no run starts from any more is removed
+    with its ledger records (it is this stage's output alone)."""
+    from tqdm import tqdm
+
+    from modelcollapse.config import check_prepared_pools
+    from modelcollapse.paths import ROOTS_DIR
+    from modelcollapse.plan import Planner
+
+    roots = params.roots(source)
+    check_prepared_pools(params, runs=[run for runs in roots.values() for run in runs])
+    keys = Keys(params)
+    rebuilt: list[str] = []
+    for root, runs in tqdm(roots.items(), desc=source, unit="root", disable=not progress):
+        status = Planner(params, keys=keys).root_local(root)
+        if status.fresh:
+            continue
+        log.info("%s (generation 0 of %s): %s: rebuilding", root, ", ".join(runs), status.reason)
+        generation_job(params, runs[0], 0, keys)
+        rebuilt.append(root)
+    Path(ROOTS_DIR.format(source=source)).mkdir(parents=True, exist_ok=True)  # even empty
+    remove_unused_roots(params, [source])
+    log.info(
+        "human source %s: %d of %d roots rebuilt, %d kept",
+        source,
+        len(rebuilt),
+        len(roots),
+        len(roots) - len(rebuilt),
+    )
+    return rebuilt
+
+
+def remove_unused_roots(
+    params: Params, sources: list[str] | None = None, root: str | Path = "."
+) -> list[str]:
+    """Remove every root under data/roots/ (of ``sources``) that no run of ``params``
+    starts from and no other run in the ledger names (a run taken out of params.yaml
+    keeps its records and its root), with its ledger records; return the roots removed. Called by
+    the stage ``roots@<source>`` and after a Snakemake run that records its work in DVC."""
+    from modelcollapse.lineage.ledger import ledger_dir
+    from modelcollapse.lineage.records import roots_in_use
+    from modelcollapse.paths import ROOTS_DIR
+
+    named = roots_in_use(root, besides=params.runs)
+    removed = []
+    for source in params.human if sources is None else sources:
+        directory = Path(root) / ROOTS_DIR.format(source=source)
+        if not directory.is_dir():
+            continue
+        wanted = {name.rsplit("/", 1)[1] for name in params.roots(source)}
+        for old in sorted(directory.iterdir()):
+            if old.name in wanted or f"{ROOTS}/{source}/{old.name}" in named:
+                continue
+            log.info("removing %s: no run of params.yaml starts from it", old)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+            shutil.rmtree(ledger_dir(f"{ROOTS}/{source}/{old.name}", root), ignore_errors=True)
+            removed.append(f"{ROOTS}/{source}/{old.name}")
+    return removed
+
+
 def chain_job(params: Params, run: str, progress: bool = True) -> list[int]:
-    """Every generation of ``run`` that is not up to date, in order, then metrics.csv;
-    return the generations rebuilt. A generation whose files match its key and whose
-    inputs have the content it read is kept (``persist: true`` in dvc.yaml): raising
-    ``generations`` only adds generations."""
+    """Every generation of ``run`` from 1 on that is not up to date, in order, then
+    metrics.csv; return the generations rebuilt. A generation whose files match its key
+    and whose inputs have the content it read is kept (``persist: true`` in dvc.yaml):
+    raising ``generations`` only adds generations. Generation 0 is the run's root's,
+    built by the stage ``roots@<source>`` before this one."""
     from tqdm import tqdm
 
     from modelcollapse.config import check_prepared_pools
@@ -99,9 +176,17 @@ def chain_job(params: Params, run: str, progress: bool = True) -> list[int]:
 
     check_prepared_pools(params, runs=[run])  # before any generation is trained
     keys = Keys(params)
-    generations = params.run(run).generations
+    settings = params.run(run)
+    root = Planner(params, keys=keys).root_local(settings.root)
+    if not root.fresh:
+        raise io.ArtifactError(
+            f"run {run}: its generation 0, {settings.root}, is not up to date "
+            f"({root.reason}); the stage roots@{settings.human} builds it: run "
+            f"`dvc repro chain@{run}` (which runs it first), not `--single-item`"
+        )
+    generations = settings.generations
     rebuilt: list[int] = []
-    for g in tqdm(range(generations), desc=run, unit="gen", disable=not progress):
+    for g in tqdm(range(1, generations), desc=run, unit="gen", disable=not progress):
         # A new planner each time: it must see the generations rebuilt just before.
         status = Planner(params, keys=keys).generation_local(run, g)
         if status.fresh:
@@ -110,11 +195,12 @@ def chain_job(params: Params, run: str, progress: bool = True) -> list[int]:
         generation_job(params, run, g, keys)
         rebuilt.append(g)
     log.info(
-        "run %s: %d of %d generations rebuilt, %d kept",
+        "run %s: %d of %d generations rebuilt, %d kept (generation 0: %s)",
         run,
         len(rebuilt),
-        generations,
-        generations - len(rebuilt),
+        generations - 1,
+        generations - 1 - len(rebuilt),
+        settings.root,
     )
     metrics_job(params, run, keys)
     return rebuilt
@@ -132,6 +218,7 @@ def keys_job(params: Params, root: str = ".") -> list[str]:
 STAGES: dict[str, tuple[Callable[..., Any], str | None, str]] = {
     "keys": (keys_job, None, "logs/keys.log"),
     "human": (human_job, "source", "logs/human/{name}.log"),
+    "roots": (roots_job, "source", "logs/roots/{name}.log"),
     "chain": (chain_job, "run", "logs/{name}/chain.log"),
     "ensemble": (ensemble_job, "run", "logs/{name}/ensemble.log"),
     "figures": (figures_job, "run", "logs/{name}/figures.log"),
@@ -147,6 +234,7 @@ STUDY_DIR = ".modelcollapse/study"
 # Snakemake job -> (job, the positional ids it takes).
 SNAKEMAKE_JOBS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
     "human": (human_job, ("source",)),
+    "root": (root_job, ("source", "root")),
     "generation": (generation_job, ("run", "generation")),
     "metrics": (metrics_job, ("run",)),
     "ensemble": (ensemble_job, ("run",)),
@@ -186,7 +274,10 @@ def main(argv: list[str]) -> int:
         parser.error(f"{args.step} takes {len(names)} id(s): {' '.join(names) or 'none'}")
     from modelcollapse.logs import setup_logging
 
-    context = " ".join(args.ids[:1] + [f"gen {g}" for g in args.ids[1:]])
+    if args.step == "root":
+        context = f"{ROOTS}/{'/'.join(args.ids)}"
+    else:
+        context = " ".join(args.ids[:1] + [f"gen {g}" for g in args.ids[1:]])
     setup_logging(args.log, context=f"{args.step} {context}".strip())
     try:
         values = json.loads(Path(args.study).read_text(encoding="utf-8"))

@@ -8,7 +8,9 @@ beside its outputs (a *stamp*). An output is up to date when its recorded key is
 key computed now (docs/architecture.md, "What reruns when").
 
 Generation keys form a chain: generation g's material holds generation g-1's key, so a
-change anywhere upstream reaches every later generation. Settings a generation does not
+change anywhere upstream reaches every later generation. Generation 0 is the run's
+root's (``RunSettings.root``): its material holds neither the run's id nor the settings
+generation 0 does not read, so runs that share it share its key. Settings a generation does not
 read (``generations``, ``chains``, ``plot_generations``) are not in its material, so
 extending a run reuses what exists.
 """
@@ -49,6 +51,7 @@ class Keys:
         self.params = params
         self._generation: dict[str, list[str]] = {}
         self._generation_texts: dict[str, tuple[str, tuple[str, str]]] = {}
+        self._roots: dict[str, str] = {}
 
     # -- human data
     def human_material(self, source: str) -> dict[str, Any]:
@@ -77,7 +80,28 @@ class Keys:
             "code": step_fingerprint("generation", settings.family),
         }
 
+    def root_material(self, root: str) -> dict[str, Any]:
+        """A root's material: generation 0 of every run that starts from it."""
+        settings = self.params.root_settings(root)
+        return {
+            "step": "generation",
+            "version": KEY_VERSION,
+            "root": root,
+            "settings": settings.root_dict(),
+            "human": self.params.human[settings.human],
+            "code": step_fingerprint("generation", settings.family),
+            "generation": 0,
+            "parent": None,
+        }
+
+    def root(self, root: str) -> str:
+        if root not in self._roots:
+            self._roots[root] = digest(self.root_material(root))
+        return self._roots[root]
+
     def generation_material(self, run: str, generation: int) -> dict[str, Any]:
+        if generation == 0:
+            return self.root_material(self.params.run(run).root)
         return {
             **self.generation_material_base(run),
             "generation": generation,
@@ -90,13 +114,15 @@ class Keys:
         the parts every generation of the run shares serialised once (a
         2000-generation run's keys are computed at every Snakefile parse)."""
         chain = self._generation.setdefault(run, [])
+        if not chain:
+            chain.append(self.root(self.params.run(run).root))
         if len(chain) <= generation:
             if run not in self._generation_texts:
                 self._generation_texts[run] = self._generation_text(run)
             head, tail = self._generation_texts[run]
             while len(chain) <= generation:
                 g = len(chain)
-                parent = json.dumps(chain[g - 1] if g > 0 else None)
+                parent = json.dumps(chain[g - 1])
                 text = f"{head}{g}{tail[0]}{parent}{tail[1]}"
                 chain.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
         return chain[generation]

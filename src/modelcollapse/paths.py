@@ -9,6 +9,10 @@ from pathlib import Path
 HUMAN_DIR = "data/human/{source}"
 RUN_DIR = "data/runs/{run}"
 GEN_DIR = "data/runs/{run}/gen_{gen}"
+# Generation 0 of every run whose generation-0 settings are equal: a *root*, named
+# roots/<source>/<root id> where a run id would stand (modelcollapse.settings.root_name).
+ROOTS_DIR = "data/roots/{source}"
+ROOT_GEN_DIR = "data/roots/{source}/{root}/gen_0000"
 RESULTS_DIR = "results/{run}"
 REPORT_DIR = "reports"  # outside results/: the DVC report stage depends on results/
 LOG_DIR = "logs/{run}"
@@ -32,8 +36,16 @@ def human_file(source: str, name: str, root: str | Path = ".") -> Path:
     return human_dir(source, root) / name
 
 
+def chain_dir(chain: str) -> str:
+    """A chain's directory: ``data/runs/<run>``, or ``data/roots/<source>/<id>`` for a
+    root (``chain`` = ``roots/<source>/<id>``; run ids have no '/')."""
+    return f"data/{chain}" if "/" in chain else f"data/runs/{chain}"
+
+
 def gen_dir(run: str, generation: int, root: str | Path = ".") -> Path:
-    return Path(root) / GEN_DIR.format(run=run, gen=gen_tag(generation))
+    """Generation ``generation`` of chain ``run`` (a run id, or a root's name for the
+    generation 0 of the runs that share it: ``RunSettings.chain``)."""
+    return Path(root) / chain_dir(run) / f"gen_{gen_tag(generation)}"
 
 
 def gen_file(run: str, generation: int, name: str, root: str | Path = ".") -> Path:
@@ -44,7 +56,7 @@ def gen_path(run: str, generation: int, name: str, root: str = "") -> str:
     """:func:`gen_file` as a string: where thousands of generations are listed (the
     planner, the Snakefile's inputs), pathlib's objects are most of the cost. Without
     ``root``, relative and without a leading ``./`` (as Snakemake wants its paths)."""
-    return os.path.join(root, GEN_DIR.format(run=run, gen=gen_tag(generation)), name)
+    return os.path.join(root, chain_dir(run), f"gen_{gen_tag(generation)}", name)
 
 
 def results_dir(run: str, root: str | Path = ".") -> Path:
@@ -61,6 +73,10 @@ def human_files(source: str, root: str | Path = ".") -> list[str]:
 
 _JOB_PATTERNS = (
     (re.compile(r"data/runs/(?P<name>[^/]+)/gen_(?P<gen>\d+)(/[^/]+)?"), "generation"),
+    (
+        re.compile(r"data/(?P<name>roots/[^/]+/[^/]+)/gen_(?P<gen>0000)(/[^/]+)?"),
+        "generation",
+    ),
     (re.compile(r"data/human/(?P<name>[^/]+)(/.*)?"), "human"),
     (
         re.compile(r"results/(?P<name>[^/]+)/(\.metrics\.build\.json|metrics\.csv|summary\.json)"),

@@ -62,7 +62,12 @@ def run_generation(
     root = Path(root)
     fam = get_family(settings.family)
     n = settings.samples_per_generation
-    recorded = settings.generation_dict()  # what model.json and the ledger record
+    # Generation 0 is the run's root's: written under its name, recording only the
+    # settings it depends on, so every run that shares it finds the same files.
+    chain = settings.chain(run, generation)
+    recorded = settings.root_dict() if generation == 0 else settings.generation_dict()
+    if generation == 1:
+        _drop_own_generation_zero(run, root)
     compose_seq, fit_seq, sample_seq = generation_rng(settings.seed, generation).spawn(3)
     started = time.perf_counter()
     with threadpool_limits(1):  # BLAS threads would make float reductions order-dependent
@@ -79,12 +84,12 @@ def run_generation(
         test = io.read_table(human_file(settings.human, "test.parquet", root))
         columns = data_columns(test)
         model.fit(train.select(columns))
-        model_path = gen_file(run, generation, "model.safetensors", root)
-        io.write_json(gen_file(run, generation, "train.json", root), manifest)
+        model_path = gen_file(chain, generation, "model.safetensors", root)
+        io.write_json(gen_file(chain, generation, "train.json", root), manifest)
         model.save(
             model_path,
             extra={
-                "run": run,
+                "run": chain,
                 "generation": generation,
                 "settings": recorded,
                 "random_state": random_state,
@@ -101,7 +106,7 @@ def run_generation(
             reference = (
                 model
                 if generation == 0
-                else fam.load_model(gen_file(run, 0, "model.safetensors", root))
+                else fam.load_model(gen_file(settings.root, 0, "model.safetensors", root))
             )
             samples = fam.annotate_samples(samples, reference)
             eval_kwargs["reference"] = reference
@@ -111,7 +116,7 @@ def run_generation(
             origin_generation=np.int64(generation),
             model_md5=cached_md5(model_path),
         )
-        io.write_table(gen_file(run, generation, "samples.parquet", root), samples)
+        io.write_table(gen_file(chain, generation, "samples.parquet", root), samples)
         metrics = fam.evaluate(
             model, truth, test.select(columns), samples.select(data_columns(samples)), **eval_kwargs
         )
@@ -121,15 +126,30 @@ def run_generation(
         "train_rows": int(len(train)),
         "train_human_fraction": float(manifest["composition"]["human_fraction"]),
     }
-    io.write_json(gen_file(run, generation, "metrics.json", root), metrics)
+    io.write_json(gen_file(chain, generation, "metrics.json", root), metrics)
     record_generation(
-        run, generation, recorded, root, key, code_fingerprint
+        chain, generation, recorded, root, key, code_fingerprint
     )  # the ledger, written last
     log.info(
-        "run %s generation %d: trained on %d rows in %.2fs",
-        run,
+        "%s generation %d: trained on %d rows in %.2fs",
+        f"run {run}" if chain == run else f"{chain} (run {run}'s root)",
         generation,
         len(train),
         time.perf_counter() - started,
     )
     return metrics
+
+
+def _drop_own_generation_zero(run: str, root: Path) -> None:
+    """Remove a generation 0 of the run's own (data/runs/<run>/gen_0000 and its ledger
+    record), left by a version of the workflow before roots: the run's generation 0 is
+    its root's now, and a stale copy would only mislead a reader."""
+    import shutil
+
+    from modelcollapse.lineage.ledger import record_path
+
+    own = gen_file(run, 0, "x", root).parent
+    if own.is_dir():
+        log.info("run %s: removing %s (generation 0 is the run's root's now)", run, own)
+        shutil.rmtree(own)
+    record_path(run, 0, root).unlink(missing_ok=True)

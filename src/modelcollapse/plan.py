@@ -119,8 +119,9 @@ class Planner:
         self._root = os.fspath(self.root)
 
     # ------------------------------------------------------------ reading
-    def record(self, run: str, generation: int) -> dict[str, Any] | None:
-        path = os.path.join(self._root, LEDGER_DIR, run, f"gen_{gen_tag(generation)}.json")
+    def record(self, chain: str, generation: int) -> dict[str, Any] | None:
+        """A generation's ledger record (``chain``: a run id or a root's name)."""
+        path = os.path.join(self._root, LEDGER_DIR, chain, f"gen_{gen_tag(generation)}.json")
         try:
             return read_record(path)
         except LedgerError:
@@ -162,20 +163,29 @@ class Planner:
 
     # ------------------------------------------------------------ generations
     def generation(self, run: str, generation: int) -> Status:
-        """Generation ``generation``'s status, upstream included (computed in order)."""
+        """Generation ``generation``'s status, upstream included (computed in order).
+        Generation 0 is the run's root's (``RunSettings.root``): its status is the
+        root's, shared by every run that starts from it."""
         statuses = self._generations.setdefault(run, [])
+        settings = self.params.run(run)
+        if not statuses:
+            statuses.append(self.root_status(settings.root))
         while len(statuses) <= generation:
             g = len(statuses)
-            source = self.params.run(run).human
             missing = self._missing_outputs(run, g)
             if missing:  # a rebuild for several reasons is reported as the missing files
                 partial = len(missing) < len(GEN_FILES)
                 status = Status(MISSING, f"missing {', '.join(missing)}", partial)
             else:
-                if not self.human(source).fresh:
-                    status = Status(STALE, f"its human data {source} will be rebuilt")
-                elif g > 0 and not statuses[g - 1].fresh:
-                    status = Status(STALE, f"generation {g - 1} will be rebuilt")
+                if not self.human(settings.human).fresh:
+                    status = Status(STALE, f"its human data {settings.human} will be rebuilt")
+                elif not statuses[g - 1].fresh:
+                    # Generation 1 says why it differs, if it does (its root is listed
+                    # apart, as a generation 0 that runs share); later ones that their
+                    # predecessor will be rebuilt.
+                    own = self._as_recorded(run, g) if g == 1 else _FRESH
+                    what = "its root (generation 0)" if g == 1 else f"generation {g - 1}"
+                    status = own if not own.fresh else Status(STALE, f"{what} will be rebuilt")
                 else:
                     status = self._as_recorded(run, g)
                 if self.forced("generation", run, g):
@@ -183,15 +193,41 @@ class Planner:
             statuses.append(status)
         return statuses[generation]
 
-    def _missing_outputs(self, run: str, generation: int) -> list[str]:
+    def root_status(self, root: str) -> Status:
+        """The status of a root: generation 0 of every run that starts from it."""
+        key = ("root", root)
+        if key not in self._cache:
+            source = self.params.root_settings(root).human
+            status = self.root_local(root)
+            if status.state != MISSING:
+                if not self.human(source).fresh:
+                    status = Status(STALE, f"its human data {source} will be rebuilt")
+                if self.forced("generation", root, 0):
+                    status = Status(STALE, "forced")
+            self._cache[key] = status
+        return self._cache[key]
+
+    def root_local(self, root: str) -> Status:
+        """:meth:`generation_local` for a root."""
+        missing = self._missing_outputs(root, 0)
+        if missing:
+            partial = len(missing) < len(GEN_FILES)
+            return Status(MISSING, f"missing {', '.join(missing)}", partial)
+        return self._check_recorded(
+            root, 0, self.keys.root(root), lambda: self.keys.root_material(root), None
+        )
+
+    def _missing_outputs(self, chain: str, generation: int) -> list[str]:
         return [
-            n for n in GEN_FILES if not os.path.exists(gen_path(run, generation, n, self._root))
+            n for n in GEN_FILES if not os.path.exists(gen_path(chain, generation, n, self._root))
         ]
 
     def generation_local(self, run: str, generation: int) -> Status:
         """Whether the generation's files are what its key and its inputs *now* say
         they should be, regardless of whether its upstream is up to date (``dvc repro``
         reuses generations in order with this check, after rebuilding their parents)."""
+        if generation == 0:
+            return self.root_local(self.params.run(run).root)
         missing = self._missing_outputs(run, generation)
         if missing:
             partial = len(missing) < len(GEN_FILES)
@@ -199,31 +235,51 @@ class Planner:
         return self._as_recorded(run, generation)
 
     def _as_recorded(self, run: str, generation: int) -> Status:
-        """generation_local for a generation whose files are all present."""
-        record = self.record(run, generation)
-        expected = self.keys.generation(run, generation)
+        """generation_local for a generation (g >= 1) whose files are all present."""
+        previous = self.params.run(run).chain(run, generation - 1)
+        return self._check_recorded(
+            run,
+            generation,
+            self.keys.generation(run, generation),
+            lambda: self.keys.generation_material(run, generation),
+            previous,
+        )
+
+    def _check_recorded(
+        self,
+        chain: str,
+        generation: int,
+        expected: str,
+        material: Callable[[], dict[str, Any]],
+        previous: str | None,
+    ) -> Status:
+        """A generation's record and model.json against the key expected now, then the
+        content it read against what it is now (``previous``: the chain of generation
+        g - 1, None for a root)."""
+        record = self.record(chain, generation)
         if record is None:
             return Status(STALE, "no ledger record")
         if record.get("key") != expected:
-            recorded = _recorded_generation_material(record)
-            return Status(STALE, explain(recorded, self.keys.generation_material(run, generation)))
+            return Status(STALE, explain(_recorded_generation_material(record), material()))
         try:
-            model_json = io.read_json(gen_path(run, generation, "model.json", self._root))
+            model_json = io.read_json(gen_path(chain, generation, "model.json", self._root))
             model_key = model_json["extra"]["key"]
         except (io.ArtifactError, KeyError, TypeError):
             model_key = None
         if model_key != expected:
             return Status(STALE, "its model.json is from another build than its ledger record")
-        return self._content_links(run, generation, record)
+        return self._content_links(generation, record, previous)
 
-    def _content_links(self, run: str, generation: int, record: dict[str, Any]) -> Status:
+    def _content_links(
+        self, generation: int, record: dict[str, Any], previous: str | None
+    ) -> Status:
         """The md5s and content hashes it read from, against what they are now."""
         human = self.human_md5s(record["human_data"]["source"])
         for name, entry in record["human_data"]["files"].items():
             if human.get(name) != entry["md5"]:
                 return Status(STALE, f"its human data's {name} has other content now")
-        if generation > 0:
-            prev = self.record(run, generation - 1)
+        if previous is not None:
+            prev = self.record(previous, generation - 1)
             if prev is None or prev.get("content_hash") != record.get("prev_content_hash"):
                 return Status(STALE, f"generation {generation - 1} has other content now")
         for parent in record["parents"]:
@@ -292,8 +348,9 @@ class Planner:
             return Status(STALE, explain(stamp.get("material"), expected))
         if step == "metrics":
             assert name is not None
-            last = self.params.run(name).generations - 1
-            record = self.record(name, last)
+            settings = self.params.run(name)
+            last = settings.generations - 1
+            record = self.record(settings.chain(name, last), last)
             if record is None or record.get("content_hash") != stamp.get("last_content_hash"):
                 return Status(STALE, f"generation {last} has other content now")
         return _FRESH
@@ -310,6 +367,10 @@ class Planner:
         for source in self.params.human:
             if not self.human(source).fresh:
                 out.append((f"human data {source}", self.human(source)))
+        for root, runs in self.params.roots().items():
+            if not self.root_status(root).fresh:
+                label = f"generation 0 ({root}, of run{'s' if len(runs) > 1 else ''} "
+                out.append((label + ", ".join(runs) + ")", self.root_status(root)))
         for run in self.params.runs:
             out += _merged_generations(run, self.run_generations(run))
             for step in ("metrics", "ensemble", "figures"):
@@ -331,9 +392,9 @@ def _recorded_generation_material(record: dict[str, Any]) -> dict[str, Any]:
 
 def _merged_generations(run: str, statuses: list[Status]) -> list[tuple[str, Status]]:
     """The first generation that is not fresh stands for it and every later one (a
-    rebuilt generation makes each later one stale)."""
+    rebuilt generation makes each later one stale). Generation 0 is listed as its root."""
     for g, status in enumerate(statuses):
-        if not status.fresh:
+        if g > 0 and not status.fresh:
             last = len(statuses) - 1
             label = f"generation {g}" if g == last else f"generations {g}-{last}"
             return [(f"run {run}: {label}", status)]

@@ -11,13 +11,24 @@ from it without validating again (a job given the validated settings).
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 # Settings a generation's artifacts do not depend on: changing them must not
 # invalidate (or rerun) generations that already exist.
 NOT_GENERATION_KEYS = ("generations", "chains", "plot_generations")
+
+# Settings generation 0 does not read either: it trains on the first N human rows
+# whatever the regime, so runs that differ only in these share one generation 0 (a
+# *root*, README "Layout"; docs/lineage.md, "Shared generation 0").
+NOT_ROOT_KEYS = ("regime", "real_fraction")
+# Where a root's ledger and artifacts live: ``roots/<source>/<root id>`` stands in
+# for a run id (data/roots/..., lineage/roots/...); no run id has a '/'.
+ROOTS = "roots"
 
 # A job's threads and memory (MB) where the family has no ``threads``/``mem_mb`` options
 # (the statistical families: one thread, numbers far below this memory).
@@ -62,6 +73,20 @@ class RunSettings:
         out): what each generation's model.json records and its key hashes."""
         return {k: v for k, v in self.to_dict().items() if k not in NOT_GENERATION_KEYS}
 
+    def root_dict(self) -> dict[str, Any]:
+        """The settings generation 0 depends on: what a root records and its key hashes."""
+        return root_settings(self.generation_dict())
+
+    @cached_property
+    def root(self) -> str:
+        """The root this run's generation 0 is: ``roots/<source>/<root id>``."""
+        return root_name(self.generation_dict())
+
+    def chain(self, run: str, generation: int) -> str:
+        """Whose generation ``generation`` of ``run`` is: the run's own for g >= 1, its
+        root's for generation 0 (the paths and the ledger take either)."""
+        return self.root if generation == 0 else run
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> RunSettings:
         """Rebuild validated settings from :meth:`to_dict`'s form (no validation)."""
@@ -74,6 +99,28 @@ class RunSettings:
         given["options"] = dict(given["options"])
         given["plot_generations"] = tuple(given["plot_generations"])
         return cls(**given)
+
+
+def root_settings(generation_settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's settings (:meth:`RunSettings.generation_dict`, as a ledger record holds
+    them, or :meth:`RunSettings.to_dict`) without what generation 0 does not read."""
+    left_out = NOT_ROOT_KEYS + NOT_GENERATION_KEYS
+    return {k: v for k, v in generation_settings.items() if k not in left_out}
+
+
+def root_name(generation_settings: Mapping[str, Any]) -> str:
+    """``roots/<source>/<family>-s<seed>-<hash>`` for a run's generation settings: equal
+    for runs whose generation 0 is the same. The hash is of the root's settings (not of
+    the code: a code change rebuilds a root in place, as it does a generation)."""
+    settings = root_settings(generation_settings)
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    return f"{ROOTS}/{settings['human']}/{settings['family']}-s{settings['seed']}-{digest}"
+
+
+def is_root(chain: str) -> bool:
+    """Whether a chain name (a run id or a root name) is a root's."""
+    return chain.startswith(ROOTS + "/")
 
 
 @dataclass(frozen=True)
@@ -118,3 +165,20 @@ class Params:
 
     def human_source(self, run_id: str) -> dict[str, Any]:
         return self.human[self.run(run_id).human]
+
+    def roots(self, source: str | None = None) -> dict[str, list[str]]:
+        """Every root (of ``source``, or of all sources) -> the runs that start from it,
+        in params.yaml's order."""
+        out: dict[str, list[str]] = {}
+        for run, settings in self.runs.items():
+            if source is None or settings.human == source:
+                out.setdefault(settings.root, []).append(run)
+        return out
+
+    def root_settings(self, root: str) -> RunSettings:
+        """The settings of the first run that starts from ``root`` (every run that does
+        has the same :meth:`RunSettings.root_dict`)."""
+        for settings in self.runs.values():
+            if settings.root == root:
+                return settings
+        raise KeyError(f"no run of params.yaml starts from {root}")

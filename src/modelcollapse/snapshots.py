@@ -216,8 +216,8 @@ def snapshot_figures(
     snaps = [
         (
             g,
-            fam.load_model(gen_file(run, g, "model.safetensors", root)),
-            io.read_table(gen_file(run, g, "samples.parquet", root)),
+            fam.load_model(gen_file(settings.chain(run, g), g, "model.safetensors", root)),
+            io.read_table(gen_file(settings.chain(run, g), g, "samples.parquet", root)),
         )
         for g in gens
     ]

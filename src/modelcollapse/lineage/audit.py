@@ -37,6 +37,7 @@ from modelcollapse.lineage.records import (
     head_digest,
     head_path,
     ledger_records,
+    ledger_roots,
     ledger_runs,
     parse_gen_path,
     read_head,
@@ -44,7 +45,8 @@ from modelcollapse.lineage.records import (
     record_path,
     rel,
 )
-from modelcollapse.paths import RUN_DIR
+from modelcollapse.paths import chain_dir
+from modelcollapse.settings import is_root
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,15 @@ class VerifyResult:
 
     def summary(self) -> str:
         c = self.counts
+        runs = [r for r in self.runs if not is_root(r)]
+        roots = [r for r in self.runs if is_root(r)]
         lines = [
-            f"runs: {len(self.runs)} ({', '.join(self.runs)})",
+            f"runs: {len(runs)} ({', '.join(runs)})"
+            + (
+                f"; roots (shared generations 0): {len(roots)} ({', '.join(roots)})"
+                if roots
+                else ""
+            ),
             f"ledger records: {c['records']} parsed, hash chain checked "
             f"({c['chain_links']} links, {c['parent_links']} parent references)",
             f"derived fields: {c['manifests']} compositions, parents and human shares "
@@ -89,10 +98,12 @@ class VerifyResult:
             f"human data: {c['human_files']} files' md5s recomputed",
         ]
         if c["params_runs"]:
-            lines.insert(3, f"params.yaml: settings of {c['params_runs']} run(s) compared")
+            lines.insert(
+                3, f"params.yaml: settings of {c['params_runs']} run(s) and root(s) compared"
+            )
         if c["dvc_runs"] or c["dvc_recomputed"] or c["dvc_heads"]:
             lines.append(
-                f"dvc.lock: {c['dvc_runs']} run directories checked file by file against "
+                f"dvc.lock: {c['dvc_runs']} run and root directories checked file by file against "
                 f"their .dir listing in the DVC cache ({c['dvc_files']} files), "
                 f"{c['dvc_recomputed']} .dir hashes recomputed from the ledger, "
                 f"{c['dvc_human_files']} human data files checked, "
@@ -129,7 +140,7 @@ def _check_files(run, paths, records, root, human_checked, res) -> None:
                 human_checked.add((entry["path"], entry["md5"]))
                 res.counts["human_files"] += 1
                 _check_file(run, g, entry, root, res)
-    run_dir = root / RUN_DIR.format(run=run)
+    run_dir = root / chain_dir(run)
     for d in sorted(run_dir.glob("gen_*")) if run_dir.is_dir() else []:
         parsed = parse_gen_path(rel(d / "x", root))
         if parsed and parsed[1] not in paths:
@@ -139,6 +150,7 @@ def _check_files(run, paths, records, root, human_checked, res) -> None:
 
 
 def _path_length(rec: dict, records: dict[int, dict]) -> float | None:
+    """(``records``: the chain's, generation 0 its root's.)"""
     """Recompute the record's mean path length from its flattened composition."""
     comp = rec["composition"]
     total = comp["rows"]
@@ -172,15 +184,34 @@ def _check_parents(run: str, g: int, rec: dict, where: str, records, root, res) 
 
 
 def _check_chain(
-    run: str, paths: dict[int, Path], records: dict[int, dict], root, res, anchored: int = 0
+    run: str,
+    paths: dict[int, Path],
+    records: dict[int, dict],
+    root,
+    res,
+    anchored: int = 0,
+    linked: dict[int, dict] | None = None,
 ) -> None:
-    """``anchored``: the generations head.json counts, each of which needs a record."""
-    for g in range(max(max(paths) + 1 if paths else 0, anchored)):
+    """``anchored``: the generations head.json counts, each of which needs a record.
+    ``linked``: ``records`` and, for a run, its root's record as generation 0 (a run's
+    own records start at generation 1; a root is one record, generation 0)."""
+    linked = records if linked is None else linked
+    first = 0 if is_root(run) else 1
+    for g in range(first, max(max(paths) + 1 if paths else 0, anchored)):
         if g not in paths:
             where = rel(record_path(run, g, root), root)
             res.fail(run, g, where, "ledger record missing: hash chain broken at this generation")
     for g, rec in records.items():
         where = rel(paths[g], root)
+        if g == 0 and not is_root(run):
+            res.fail(
+                run,
+                g,
+                where,
+                "a run's own generation 0, from before roots: its generation 0 "
+                "is its root's now (rebuild the run)",
+            )
+            continue
         if rec["run"] != run or rec["generation"] != g:
             res.fail(run, g, where, f"record says run {rec['run']} generation {rec['generation']}")
         if compute_content_hash(rec) != rec["content_hash"]:
@@ -194,17 +225,18 @@ def _check_chain(
             res.fail(run, g, where, msg)
         if g == 0 and rec["prev_content_hash"] is not None:
             res.fail(run, g, where, "generation 0 has a prev_content_hash")
-        elif g > 0 and g - 1 in records:
+        elif g > 0 and g - 1 in linked:
             res.counts["chain_links"] += 1
-            if rec["prev_content_hash"] != records[g - 1]["content_hash"]:
+            if rec["prev_content_hash"] != linked[g - 1]["content_hash"]:
+                before = rel(paths[g - 1], root) if g - 1 in paths else f"its root {rec['root']}"
                 msg = (
                     f"hash chain broken between generation {g - 1} and {g}: "
                     f"prev_content_hash {rec['prev_content_hash']} is not the content_hash "
-                    f"{records[g - 1]['content_hash']} of {rel(paths[g - 1], root)}"
+                    f"{linked[g - 1]['content_hash']} of {before}"
                 )
                 res.fail(run, g, where, msg)
         _check_parents(run, g, rec, where, records, root, res)
-        m = _path_length(rec, records)
+        m = _path_length(rec, linked)
         stored = rec["human_share"]["path_length"]
         if m is not None and not _close(m, stored):
             msg = (
@@ -268,6 +300,61 @@ def _check_head(run: str, head: dict, records: dict[int, dict], root: Path, res)
         res.fail(run, None, where, msg)
 
 
+# ---------------------------------------------------------------------- roots
+
+
+def _root_of(run: str, head: dict | None, records: dict[int, dict]) -> str | None:
+    """The root a run's records (or its head) name as its generation 0."""
+    named = [head.get("root")] if head else []
+    named += [rec.get("root") for rec in records.values()]
+    return next((r for r in named if isinstance(r, str) and is_root(r)), None)
+
+
+def _roots_of(runs: list[str], root: Path) -> list[str]:
+    """The roots to check with ``runs``: every root in the ledger when ``runs`` is every
+    run, else those the runs start from."""
+    if set(runs) == set(ledger_runs(root)):
+        found = set(ledger_roots(root))
+    else:
+        found = set()
+    for run in runs:
+        try:
+            head = read_head(head_path(run, root)) if head_path(run, root).exists() else None
+        except LedgerError:
+            head = None
+        own = ledger_records(run, root)
+        first = {}
+        if own:
+            try:
+                first = {min(own): read_record(own[min(own)])}
+            except LedgerError:
+                pass
+        named = _root_of(run, head, first)
+        if named and ledger_records(named, root):
+            found.add(named)
+    return sorted(found)
+
+
+def _link_root(run: str, head, records: dict, linked: dict, root: Path, res) -> None:
+    """Put the run's root's record in ``linked`` as generation 0; a run whose records
+    disagree on their root, or whose root has no record, is a problem."""
+    named = {rec.get("root") for rec in records.values() if rec.get("generation", 0) > 0}
+    if head is not None:
+        named.add(head.get("root"))
+    named.discard(None)
+    if len(named) > 1:
+        res.fail(run, None, f"lineage/{run}", f"its records name several roots: {sorted(named)}")
+        return
+    if not named:
+        return
+    (chain_root,) = named
+    path = record_path(chain_root, 0, root)
+    try:
+        linked[0] = read_record(path, cached=False)
+    except LedgerError as exc:
+        res.fail(run, 0, rel(path, root), f"its root's record (generation 0): {exc}")
+
+
 # ---------------------------------------------------------------------- verify
 
 
@@ -277,13 +364,15 @@ def verify(
     files: bool = True,
     dvc: bool = True,
 ) -> VerifyResult:
-    """Check the ledger of ``runs`` (default: every run with records).
+    """Check the ledger of ``runs`` (default: every run with records) and of the roots
+    they start from (every root, by default), each root once.
 
     ``files=False`` (``--chain-only``) leaves out what needs the artifacts: their md5s
     and the fields derived from train.json and model.json. ``dvc=False``: dvc.lock."""
     root = Path(root)
     runs = list(runs) if runs else ledger_runs(root)
-    res = VerifyResult(runs=runs)
+    roots = _roots_of(runs, root)
+    res = VerifyResult(runs=runs + roots)
     lock = None
     if dvc:
         try:
@@ -295,9 +384,9 @@ def verify(
     params = _load_params(root, res)
     manifests = _Manifests(root)
     human_checked: set[tuple[str, str]] = set()
-    for run in runs:
+    for run in runs + roots:
         paths = ledger_records(run, root)
-        if not paths:
+        if not paths and not (is_root(run) or head_path(run, root).exists()):
             res.fail(run, None, f"lineage/{run}", "no ledger records")
             continue
         records: dict[int, dict] = {}
@@ -307,17 +396,21 @@ def verify(
             except io.ArtifactError as exc:
                 res.fail(run, g, rel(p, root), str(exc))
         res.counts["records"] += len(records)
-        head = _read_head(run, root, res)
-        _check_chain(run, paths, records, root, res, head["generations"] if head else 0)
+        head = None if is_root(run) else _read_head(run, root, res)
+        linked = dict(records)
+        if not is_root(run):
+            _link_root(run, head, records, linked, root, res)
+        _check_chain(run, paths, records, root, res, head["generations"] if head else 0, linked)
         _check_derived(run, paths, records, files, manifests, res)
         _check_params(run, paths, records, params, head, root, res)
         if head is not None:
-            _check_head(run, head, records, root, res)
+            _check_head(run, head, linked, root, res)
         if files:
             _check_files(run, paths, records, root, human_checked, res)
         if lock is not None and records:
             _check_dvc(run, records, root, lock, res)
-            _check_dvc_head(run, root, lock, res)
+            if not is_root(run):
+                _check_dvc_head(run, root, lock, res)
     order = {run: i for i, run in enumerate(runs)}
     res.problems.sort(
         key=lambda p: (order.get(p.run, -1), -1 if p.generation is None else p.generation)

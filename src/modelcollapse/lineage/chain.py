@@ -10,13 +10,16 @@ from typing import Any
 from modelcollapse.lineage.records import (
     LEDGER_DIR,
     LedgerError,
+    chain_records,
     ledger_records,
+    ledger_roots,
     ledger_runs,
     parse_gen_path,
     read_record,
     record_path,
     rel,
 )
+from modelcollapse.settings import is_root, root_settings
 
 
 def short(h: str | None, n: int = 12) -> str:
@@ -67,9 +70,10 @@ def resolve(target: str, root: str | Path = ".") -> tuple[str, str | None, int |
         if text.startswith("data/human/"):
             return ("human", text, None)
         parts = text.split("/")
-        if len(parts) == 3 and parts[0] == LEDGER_DIR and parts[2].startswith("gen_"):
-            return ("generation", parts[1], int(parts[2][4:].removesuffix(".json")))
-        parsed = parse_gen_path(text if len(parts) == 5 else text + "/x")
+        if len(parts) in (3, 5) and parts[0] == LEDGER_DIR and parts[-1].startswith("gen_"):
+            chain = "/".join(parts[1:-1])  # a run, or a root: roots/<source>/<id>
+            return ("generation", chain, int(parts[-1][4:].removesuffix(".json")))
+        parsed = parse_gen_path(text) or parse_gen_path(text + "/x")
         if parsed:
             return ("generation", parsed[0], parsed[1])
         if len(parts) == 3 and parts[:2] == ["data", "runs"]:
@@ -82,9 +86,14 @@ def resolve(target: str, root: str | Path = ".") -> tuple[str, str | None, int |
         raise LedgerError(f"run {run!r} has no ledger records under {LEDGER_DIR}/{run}")
     if gen:
         try:
-            return ("generation", run, int(gen))
+            g = int(gen)
         except ValueError:
             raise LedgerError(f"{target}: the generation must be an integer") from None
+        if g == 0:  # a run's generation 0 is its root's
+            zero = chain_records(run, root).get(0)
+            if zero is not None:
+                return ("generation", read_record(zero)["run"], 0)
+        return ("generation", run, g)
     return ("generation", run, max(records))
 
 
@@ -128,7 +137,10 @@ def show_generation(run: str, generation: int, root: str | Path = ".") -> str:
     prev_label = ""
     human: dict[str, dict[str, Any]] = {}
     for (r, g), rec in chain:
-        label = f"generation {g}" if r == run else f"run {r} generation {g}"
+        if is_root(r):
+            label = f"generation 0: root {r} (shared by the runs whose generation 0 it is)"
+        else:
+            label = f"generation {g}" if r == run else f"run {r} generation {g}"
         if not isinstance(rec, dict):
             lines += [f"{label}  [{rec}]", "  MISSING ledger record", ""]
             continue
@@ -141,8 +153,9 @@ def show_generation(run: str, generation: int, root: str | Path = ".") -> str:
         )
         if prev_settings is None:
             lines.append(f"  settings      {compact(rec['settings'])}")
-        else:
-            changes = settings_changes(prev_settings, rec["settings"])
+        else:  # a root records only what generation 0 reads
+            ours = root_settings(prev_settings) if is_root(r) else prev_settings
+            changes = settings_changes(ours, rec["settings"])
             text = "; ".join(changes) if changes else "unchanged"
             lines.append(f"  settings      {text} (vs {prev_label})")
         prev_settings, prev_label = rec["settings"], label
@@ -155,12 +168,7 @@ def show_generation(run: str, generation: int, root: str | Path = ".") -> str:
         for name, a in rec["artifacts"].items():
             lines.append(f"  {name:<18} md5 {a['md5']}  {a['size']} bytes")
         if rec["parents"]:
-            parents = [
-                f"generation {p['generation']}"
-                + (f" of run {p['run']}" if p["run"] != r else "")
-                + f" ({short(p['content_hash'])})"
-                for p in rec["parents"]
-            ]
+            parents = [_parent_text(p, r) for p in rec["parents"]]
             lines.append(f"  parents       {', '.join(parents)}")
         else:
             lines.append("  parents       none: trained on human data only")
@@ -173,12 +181,22 @@ def show_generation(run: str, generation: int, root: str | Path = ".") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _parent_text(parent: dict[str, Any], run: str) -> str:
+    if is_root(parent["run"]):
+        what = f"generation 0: root {parent['run']}"
+    elif parent["run"] != run:
+        what = f"generation {parent['generation']} of run {parent['run']}"
+    else:
+        what = f"generation {parent['generation']}"
+    return f"{what} ({short(parent['content_hash'])})"
+
+
 def show_human(path: str, root: str | Path = ".") -> str:
     root = Path(root)
     lines = [f"human data {path}"]
     used: dict[str, list[int]] = {}
     md5s: set[str] = set()
-    for run in ledger_runs(root):
+    for run in ledger_runs(root) + ledger_roots(root):
         for g, p in ledger_records(run, root).items():
             rec = read_record(p)
             for f in rec["human_data"]["files"].values():

@@ -15,6 +15,7 @@ from modelcollapse.lineage.ledger import human_share, parents_of
 from modelcollapse.lineage.records import head_path, rel
 from modelcollapse.manifest import composition, read_manifest
 from modelcollapse.paths import gen_file
+from modelcollapse.settings import is_root
 
 if TYPE_CHECKING:
     from modelcollapse.lineage.audit import VerifyResult
@@ -215,6 +216,19 @@ def _check_params(run: str, paths, records, params, head, root: Path, res) -> No
     an edit. Generations beyond its ``generations`` (left from a larger count) are not
     compared."""
     if params is None:
+        return
+    if is_root(run):
+        if run not in params.roots():
+            res.notes.append(f"no run of params.yaml starts from {run}: not compared")
+            return
+        res.counts["params_runs"] += 1
+        expected = params.root_settings(run).root_dict()
+        for g, rec in records.items():
+            if rec["settings"] != expected:
+                diff = _differences(rec["settings"], expected, "record", "params.yaml")
+                res.fail(
+                    run, g, rel(paths[g], root), f"settings differ from params.yaml's ({diff})"
+                )
         return
     if run not in params.runs:
         res.notes.append(f"run {run} is not in params.yaml: its settings are not compared")

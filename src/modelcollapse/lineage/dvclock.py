@@ -15,7 +15,8 @@ import yaml
 
 from modelcollapse import io
 from modelcollapse.lineage.records import head_path, parse_gen_path, rel
-from modelcollapse.paths import HUMAN_DIR, RUN_DIR
+from modelcollapse.paths import HUMAN_DIR, ROOTS_DIR, RUN_DIR
+from modelcollapse.settings import is_root
 
 if TYPE_CHECKING:
     from modelcollapse.lineage.audit import VerifyResult
@@ -76,17 +77,31 @@ def _stage_out(lock: dict[str, Any], stage: str, path: str) -> dict[str, Any] | 
 
 
 def _check_dvc(run: str, records: dict[int, dict], root: Path, lock: dict, res: VerifyResult):
-    run_dir = RUN_DIR.format(run=run)
-    out = _stage_out(lock, f"chain@{run}", run_dir)
+    """A run's directory against chain@<run>'s output; a root's (``roots/<source>/<id>``)
+    against the part of roots@<source>'s output under ``<id>/``."""
+    if is_root(run):
+        _, source, root_id = run.split("/")
+        run_dir, stage, prefix = ROOTS_DIR.format(source=source), f"roots@{source}", root_id + "/"
+    else:
+        run_dir, stage, prefix = RUN_DIR.format(run=run), f"chain@{run}", ""
+    out = _stage_out(lock, stage, run_dir)
     if out is None or "md5" not in out:
-        res.notes.append(f"dvc.lock has no output {run_dir} (stage chain@{run}): skipped")
+        res.notes.append(f"dvc.lock has no output {run_dir} (stage {stage}): skipped")
         return
     ledger: dict[str, tuple[int, str]] = {}
     for g, rec in records.items():
         for a in rec["artifacts"].values():
             ledger[a["path"].removeprefix(run_dir + "/")] = (g, a["md5"])
     lock_md5 = out["md5"]
-    listing = read_dir_listing(root, lock_md5)
+    full = listing = read_dir_listing(root, lock_md5)
+    if full is not None and prefix:  # the other roots of the source are not this one's
+        listing = {k: v for k, v in full.items() if k.startswith(prefix)}
+    elif listing is None and prefix:
+        res.notes.append(
+            f"{run}: {run_dir}'s .dir listing is not in the local DVC cache (it holds every "
+            "root of the source, so it is not recomputed from one root's records): skipped"
+        )
+        return
     if listing is None:
         computed = dir_md5({k: v[1] for k, v in ledger.items()})
         res.counts["dvc_recomputed"] += 1
@@ -98,7 +113,7 @@ def _check_dvc(run: str, records: dict[int, dict], root: Path, lock: dict, res: 
             )
             res.fail(run, None, run_dir, msg)
     else:
-        if dir_md5(listing) != lock_md5:
+        if full is None or dir_md5(full) != lock_md5:
             res.fail(run, None, run_dir, f"the DVC cache's listing of {lock_md5} is corrupt")
         res.counts["dvc_runs"] += 1
         res.counts["dvc_files"] += len(listing)

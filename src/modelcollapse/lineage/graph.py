@@ -18,7 +18,14 @@ from typing import Any, cast
 
 from prov.model import ProvDocument
 
-from modelcollapse.lineage.records import LedgerError, ledger_records, ledger_runs, read_record
+from modelcollapse.lineage.records import (
+    LedgerError,
+    chain_records,
+    ledger_records,
+    ledger_runs,
+    read_record,
+)
+from modelcollapse.settings import is_root
 
 NAMESPACE = ("mc", "urn:modelcollapse:")
 FORMATS = ("prov-json", "mermaid", "dot")
@@ -68,12 +75,16 @@ def records_of(
     """Every ledger record of ``runs`` (default: every run in the ledger), in order;
     only those in ``generations`` if given. A run without a record is an error."""
     runs = list(runs) if runs else ledger_runs(root)
-    out = {}
+    out: dict[str, list[dict]] = {}
     for run in runs:
         paths = ledger_records(run, root)
         if not paths:
             known = ", ".join(ledger_runs(root)) or "none"
             raise LedgerError(f"run {run!r} has no ledger records under {root}; runs: {known}")
+        zero = chain_records(run, root).get(0)  # the run's root: its generation 0
+        if zero is not None and (generations is None or 0 in generations):
+            rec = read_record(zero)
+            out.setdefault(rec["run"], [rec])  # once, however many runs share it
         out[run] = [
             read_record(p)
             for g, p in sorted(paths.items())
@@ -107,7 +118,7 @@ def build_graph(records: dict[str, list[dict]]) -> Graph:
                 graph.node(
                     a["path"],
                     kind,
-                    f"run {run}",
+                    f"{run} (a shared generation 0)" if is_root(run) else f"run {run}",
                     f"gen {g} {name}",
                     md5=a["md5"],
                     size=a["size"],

@@ -18,9 +18,11 @@ from modelcollapse.lineage.records import (
     LEDGER_DIR,
     LedgerError,
     ledger_records,
+    ledger_roots,
     ledger_runs,
     read_record,
 )
+from modelcollapse.settings import is_root
 
 ASPECTS = ("settings", "code", "commit", "packages", "data", "composition", "chain")
 
@@ -60,7 +62,8 @@ def ledger_at(rev: str, root: str | Path = ".") -> dict[str, dict[int, dict[str,
         name = parts[-1] if len(parts) >= 3 else ""
         if kind == "blob" and name.startswith("gen_") and name.endswith(".json"):
             try:
-                entries.append((parts[-2], int(name[4:-5]), sha, path))
+                # lineage/<run>/gen_NNNN.json, lineage/roots/<source>/<id>/gen_0000.json
+                entries.append(("/".join(parts[1:-1]), int(name[4:-5]), sha, path))
             except ValueError:
                 continue
     if not entries:
@@ -84,9 +87,10 @@ def ledger_at(rev: str, root: str | Path = ".") -> dict[str, dict[int, dict[str,
 
 
 def ledger_now(root: str | Path = ".") -> dict[str, dict[int, dict[str, Any]]]:
+    """run or root -> generation -> record, as the ledger stands in the working tree."""
     return {
         run: {g: read_record(p) for g, p in ledger_records(run, root).items()}
-        for run in ledger_runs(root)
+        for run in ledger_runs(root) + ledger_roots(root)
     }
 
 
@@ -152,7 +156,9 @@ def diff(rev: str, runs: list[str] | None = None, root: str | Path = ".") -> lis
     out = []
     for run in names:
         old, new = before.get(run, {}), after.get(run, {})
-        d = RunDiff(run, "unchanged", generations=len(new))
+        # A run's own records start at 1 when its generation 0 is a root's.
+        rooted = any(isinstance(rec.get("root"), str) for rec in new.values())
+        d = RunDiff(run, "unchanged", generations=len(new) + rooted)
         d.added = sorted(set(new) - set(old))
         d.removed = sorted(set(old) - set(new))
         for g in sorted(set(old) & set(new)):
@@ -171,14 +177,17 @@ def diff(rev: str, runs: list[str] | None = None, root: str | Path = ".") -> lis
 def diff_text(rev: str, diffs: list[RunDiff]) -> str:
     lines = [f"lineage diff {rev} -> working tree"]
     for d in diffs:
+        # A root (a generation 0 that runs share) is listed as such.
+        name = f"root {d.run} (generation 0)" if is_root(d.run) else f"run {d.run}"
         if d.status == "added":
-            lines.append(f"run {d.run}: added (generations {ranges(d.added)})")
+            lines.append(f"{name}: added (generations {ranges(d.added)})")
         elif d.status == "removed":
-            lines.append(f"run {d.run}: removed (generations {ranges(d.removed)})")
+            lines.append(f"{name}: removed (generations {ranges(d.removed)})")
         elif d.status == "unchanged":
-            lines.append(f"run {d.run}: unchanged ({d.generations} generations)")
+            count = "" if is_root(d.run) else f" ({d.generations} generations)"
+            lines.append(f"{name}: unchanged{count}")
         else:
-            lines.append(f"run {d.run}: changed")
+            lines.append(f"{name}: changed")
             if d.added:
                 lines.append(f"  added generations {ranges(d.added)}")
             if d.removed:

@@ -62,6 +62,7 @@ from modelcollapse.lineage.records import (
 )
 from modelcollapse.manifest import cached_md5, composition, read_manifest
 from modelcollapse.paths import GEN_FILES, gen_file, human_file, human_files
+from modelcollapse.settings import is_root, root_name
 
 __all__ = [
     # built and written here
@@ -220,11 +221,16 @@ def build_record(
     manifest = read_manifest(manifest_path)
     comp = manifest.get("composition") or composition(manifest, root)
     parents, parent_records = parents_of(run, generation, manifest, root)
+    # A run's generations descend from its root (the generation 0 it shares with
+    # every run whose generation-0 settings are its own); a root from nothing.
+    chain_root = None if is_root(run) else root_name(settings)
     prev_hash = None
     if generation > 0:
-        prev = parent_records.get((run, generation - 1))
+        prev_chain = chain_root if generation == 1 else run
+        assert prev_chain is not None  # a root is a generation 0
+        prev = parent_records.get((prev_chain, generation - 1))
         if prev is None:
-            prev_path = record_path(run, generation - 1, root)
+            prev_path = record_path(prev_chain, generation - 1, root)
             if not prev_path.exists():
                 raise LedgerError(
                     f"run {run!r} generation {generation}: the ledger record of generation "
@@ -254,6 +260,7 @@ def build_record(
         "human_share": human_share(manifest, comp, parent_records),
         "settings": settings,
         "seed": settings.get("seed"),
+        "root": chain_root,
         "code": code_version(),
         "packages": package_versions(),
         "prev_content_hash": prev_hash,
@@ -285,13 +292,20 @@ def record_generation(
 # ------------------------------------------------------------------------ head
 
 
-def build_head(run: str, generations: int, root: str | Path = ".") -> dict[str, Any]:
-    """The head of a run's ledger: its length and a digest of every record's content
-    hash, in order (not written)."""
-    hashes = [load_record(run, g, root)["content_hash"] for g in range(generations)]
+def build_head(
+    run: str, generations: int, chain_root: str, root: str | Path = "."
+) -> dict[str, Any]:
+    """The head of a run's ledger: its length, its root (``chain_root``, whose record is
+    its generation 0) and a digest of every record's content hash, in order, generation
+    0's included (not written)."""
+    hashes = [
+        load_record(chain_root if g == 0 else run, g, root)["content_hash"]
+        for g in range(generations)
+    ]
     return {
         "schema": SCHEMA,
         "run": run,
+        "root": chain_root,
         "generations": generations,
         "head_generation": generations - 1 if hashes else None,
         "head_content_hash": hashes[-1] if hashes else None,
@@ -299,7 +313,9 @@ def build_head(run: str, generations: int, root: str | Path = ".") -> dict[str, 
     }
 
 
-def write_head(run: str, generations: int, root: str | Path = ".") -> dict[str, Any]:
+def write_head(
+    run: str, generations: int, chain_root: str, root: str | Path = "."
+) -> dict[str, Any]:
     """Write ``lineage/<run>/head.json`` for generations 0..G-1; return it.
 
     The head anchors the ledger in review: rewriting any record consistently (hashes
@@ -307,6 +323,6 @@ def write_head(run: str, generations: int, root: str | Path = ".") -> dict[str, 
     its md5 in dvc.lock. Content hashes, not record hashes: a byte-identical rebuild
     at another commit leaves the head unchanged. The write is atomic.
     """
-    head = build_head(run, generations, root)
+    head = build_head(run, generations, chain_root, root)
     io.write_json(head_path(run, root), head)
     return head

@@ -27,13 +27,14 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from modelcollapse import io
 from modelcollapse.paths import gen_tag
 
-SCHEMA = "modelcollapse.lineage/2"
+SCHEMA = "modelcollapse.lineage/3"
 LEDGER_DIR = "lineage"
 
 # Fields that depend only on the data, the settings, the seed and the code's content
@@ -51,16 +52,29 @@ CONTENT_FIELDS = (
     "human_share",
     "settings",
     "seed",
+    "root",
     "prev_content_hash",
 )
 REQUIRED_FIELDS = (*CONTENT_FIELDS, "code", "packages", "content_hash")
 
 # lineage/<run>/head.json: the run's length and a digest of its records (write_head).
 HEAD_NAME = "head.json"
-HEAD_FIELDS = ("schema", "run", "generations", "head_generation", "head_content_hash", "digest")
+HEAD_FIELDS = (
+    "schema",
+    "run",
+    "root",
+    "generations",
+    "head_generation",
+    "head_content_hash",
+    "digest",
+)
 
 _RECORD_NAME = re.compile(r"^gen_(\d+)\.json$")
-_GEN_PATH = re.compile(r"^data/runs/(?P<run>[^/]+)/gen_(?P<gen>\d+)/(?P<name>[^/]+)$")
+_GEN_PATH = re.compile(
+    r"^data/(runs/(?P<run>[^/]+)|(?P<root>roots/[^/]+/[^/]+))/gen_(?P<gen>\d+)/(?P<name>[^/]+)$"
+)
+# A root's ledger: lineage/roots/<source>/<root id>/gen_0000.json (modelcollapse.settings).
+ROOTS_DIR = "roots"
 
 
 class LedgerError(io.ArtifactError):
@@ -88,17 +102,81 @@ def rel(path: str | Path, root: str | Path = ".") -> str:
 
 
 def parse_gen_path(path: str) -> tuple[str, int, str] | None:
-    """``data/runs/<run>/gen_NNNN/<name>`` -> (run, generation, name); else None."""
+    """``data/runs/<run>/gen_NNNN/<name>`` -> (run, generation, name), and
+    ``data/roots/<source>/<id>/gen_0000/<name>`` -> (``roots/<source>/<id>``, 0, name);
+    else None."""
     m = _GEN_PATH.match(path)
-    return (m["run"], int(m["gen"]), m["name"]) if m else None
+    if not m:
+        return None
+    return (m["run"] or m["root"], int(m["gen"]), m["name"])
 
 
 def ledger_runs(root: str | Path = ".") -> list[str]:
-    """Every run with at least one record in the ledger, sorted."""
+    """Every run with at least one record in the ledger, sorted (roots: ledger_roots)."""
     base = Path(root) / LEDGER_DIR
     if not base.is_dir():
         return []
-    return sorted(d.name for d in base.iterdir() if d.is_dir() and any(_records_in(d).values()))
+    return sorted(
+        d.name
+        for d in base.iterdir()
+        if d.is_dir() and d.name != ROOTS_DIR and any(_records_in(d).values())
+    )
+
+
+def ledger_roots(root: str | Path = ".") -> list[str]:
+    """Every root (a generation 0 that runs share) with a record, as
+    ``roots/<source>/<id>``, sorted."""
+    base = Path(root) / LEDGER_DIR / ROOTS_DIR
+    if not base.is_dir():
+        return []
+    return sorted(
+        f"{ROOTS_DIR}/{source.name}/{d.name}"
+        for source in base.iterdir()
+        if source.is_dir()
+        for d in source.iterdir()
+        if d.is_dir() and any(_records_in(d).values())
+    )
+
+
+def roots_in_use(root: str | Path = ".", besides: Iterable[str] = ()) -> set[str]:
+    """Every root a run in the ledger names (in its head or its first record), the runs
+    ``besides`` left out: a run taken out of params.yaml keeps its records, and they
+    keep its root (the runs of params.yaml start from the roots it says)."""
+    out = set()
+    skip = set(besides)
+    for run in ledger_runs(root):
+        if run in skip:
+            continue
+        named = []
+        head = head_path(run, root)
+        own = ledger_records(run, root)
+        try:
+            if head.exists():
+                named.append(read_head(head).get("root"))
+            if own:
+                named.append(read_record(own[min(own)]).get("root"))
+        except LedgerError:
+            continue  # a record that does not parse is verify's to report
+        out |= {r for r in named if isinstance(r, str) and r.startswith(ROOTS_DIR + "/")}
+    return out
+
+
+def chain_records(run: str, root: str | Path = ".") -> dict[int, Path]:
+    """generation -> record path over a run's whole chain: its root's generation 0 (the
+    root its records name) and its own generations 1.. (gaps included)."""
+    own = ledger_records(run, root)
+    if not own or 0 in own:
+        return own
+    try:
+        first = read_record(own[min(own)])
+    except LedgerError:
+        return own
+    where = first.get("root")
+    if isinstance(where, str) and where.startswith(ROOTS_DIR + "/"):
+        path = record_path(where, 0, root)
+        if path.exists():
+            return {0: path, **own}
+    return own
 
 
 def _records_in(directory: Path) -> dict[int, Path]:
@@ -183,7 +261,12 @@ def _read_object(path: Path | str, what: str, fields: tuple[str, ...]) -> dict[s
 
 
 def load_record(run: str, generation: int, root: str | Path = ".") -> dict[str, Any]:
-    return read_record(record_path(run, generation, root))
+    """Generation ``generation`` of ``run``'s record; generation 0 of a run is its
+    root's (``chain_records``)."""
+    path = record_path(run, generation, root)
+    if generation == 0 and not path.exists():
+        path = chain_records(run, root).get(0, path)
+    return read_record(path)
 
 
 # ------------------------------------------------------------------------ head

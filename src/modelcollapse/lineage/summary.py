@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from modelcollapse.lineage.chain import compact, settings_changes
-from modelcollapse.lineage.records import LEDGER_DIR, ledger_records, ledger_runs, read_record
+from modelcollapse.lineage.records import (
+    LEDGER_DIR,
+    chain_records,
+    ledger_records,
+    ledger_runs,
+    read_record,
+)
+from modelcollapse.settings import is_root, root_name, root_settings
 
 SUMMARY_NAME = "lineage.md"
 MD5_CHARS = 10
@@ -103,13 +110,26 @@ def _share_rows(records: dict[int, dict[str, Any] | None]) -> list[str]:
     return rows
 
 
+def _root(settings: Mapping[str, Any]) -> str | None:
+    try:
+        return root_name(settings)
+    except KeyError:
+        return None
+
+
 def run_table(
-    run: str, settings: Mapping[str, Any], root: str | Path = ".", full: bool = False
+    run: str,
+    settings: Mapping[str, Any],
+    root: str | Path = ".",
+    full: bool = False,
+    runs_settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[str]:
-    """One run's section: its human data, its shares by generation (grouped), the
-    settings changes within its ledger and its last generation's hashes; ``full``: one
-    row per generation with every hash."""
-    paths = ledger_records(run, root)
+    """One run's section: its human data, the root it starts from (and the runs of
+    ``runs_settings`` that share it), its shares by generation (grouped), the settings
+    changes within its ledger and its last generation's hashes; ``full``: one row per
+    generation with every hash."""
+    runs_settings = runs_settings or {}
+    paths = chain_records(run, root)
     lines = [f"## {run}", "", _settings_line(settings, len(paths)), ""]
     if not paths:
         return lines + ["No ledger records.", ""]
@@ -118,21 +138,33 @@ def run_table(
     first = present[0][1]
     last_g, last = present[-1]
     lines += [*_human_lines(first), ""]
+    if is_root(first["run"]):
+        shared = [r for r, s in runs_settings.items() if r != run and _root(s) == first["run"]]
+        lines += [
+            f"Generation 0 is the root `{first['run']}`"
+            + (f", shared with {', '.join(shared)}" if shared else "")
+            + f" (model.safetensors {_md5(first, 'model.safetensors')}).",
+            "",
+        ]
     if full:
         lines += _full_rows(records)
     else:
         lines += _share_rows(records)
     changes = []
     for (_, a), (g, b) in zip(present, present[1:], strict=False):
-        if diff := settings_changes(a["settings"], b["settings"]):
+        ours, theirs = a["settings"], b["settings"]
+        if is_root(a["run"]):  # a root records only what generation 0 reads
+            theirs = root_settings(theirs)
+        if diff := settings_changes(ours, theirs):
             changes.append(f"generation {g}: {'; '.join(diff)}")
+    own = next((r for _, r in present if not is_root(r["run"])), None)
     lines += [
         "",
         "Settings changed within the ledger: " + (_escape(", ".join(changes)) or "none") + ".",
         f"Last generation ({last_g}): model.safetensors {_md5(last, 'model.safetensors')}, "
         f"samples.parquet {_md5(last, 'samples.parquet')}, content hash "
         f"`{last['content_hash'][:MD5_CHARS]}`.",
-        f"Settings: `{_escape(compact(first['settings']))}`",
+        f"Settings: `{_escape(compact((own or first)['settings']))}`",
         "",
     ]
     return lines
@@ -154,7 +186,8 @@ def _full_rows(records: dict[int, dict[str, Any] | None]) -> list[str]:
         if prev is None:
             changed = "first recorded" if g else "-"
         else:
-            changed = "; ".join(settings_changes(prev, rec["settings"])) or "none"
+            ours = root_settings(rec["settings"]) if g == 1 else rec["settings"]
+            changed = "; ".join(settings_changes(prev, ours)) or "none"
         lines.append(
             f"| {g} | {share['direct']:.4f} | {share['effective']:.4f} | "
             f"{_md5(rec, 'train.json')} | {_md5(rec, 'model.safetensors')} | "
@@ -171,7 +204,7 @@ def lineage_summary_text(
     order; ``full``: every generation's hashes (``lineage summary --full``)."""
     lines = [INTRO]
     for run, settings in runs.items():
-        lines += run_table(run, settings, root, full=full)
+        lines += run_table(run, settings, root, full=full, runs_settings=runs)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -181,5 +214,5 @@ def ledger_settings(root: str | Path = ".") -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for run in ledger_runs(root):
         paths = ledger_records(run, root)
-        out[run] = read_record(paths[min(paths)])["settings"]
+        out[run] = read_record(paths[min(paths)])["settings"]  # generation 1's: the run's
     return out

@@ -49,7 +49,7 @@ def snapshot_figures(
         ("human test digits", pixels(test)[: cols * rows], None)
     ]
     for g in gens:
-        frame = io.read_table(gen_file(run, g, "samples.parquet", root))
+        frame = io.read_table(gen_file(settings.chain(run, g), g, "samples.parquet", root))
         mu = (
             np.stack(tables.rows(frame, REF_MU, np.float32))
             if REF_MU in frame.column_names

@@ -35,7 +35,9 @@ def snapshot_figures(
         return {}
     values = {
         g: tables.column(
-            io.read_table(gen_file(run, g, "samples.parquet", root), ["ref_perplexity"]),
+            io.read_table(
+                gen_file(settings.chain(run, g), g, "samples.parquet", root), ["ref_perplexity"]
+            ),
             "ref_perplexity",
             np.float64,
         )
