@@ -8,7 +8,8 @@ Measures, on a scratch copy of the workflow:
    import numpy, measured in the same run;
 2. no-op `snakemake -n` and `dvc status` on a run with ``--deep`` generations, beside
    their floors in the same run: a Snakefile of as many trivial steps in a chain, and
-   a DVC repository of one trivial stage;
+   a DVC repository of one trivial stage, and of one stage whose output directory holds
+   as many files as the run's (DVC's own cost of checking them);
 3. ensemble throughput (generations x samples x chains per second);
 4. storage of an accumulate run against the sum of its unique rows.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -187,13 +189,25 @@ def chain_floor(tmp: Path, gens: int) -> float:
     return wall
 
 
-def dvc_floor(tmp: Path) -> float:
-    """The peer of the no-op dvc status: a DVC repository with one trivial stage."""
-    repo = tmp / "dvc_floor"
+def dvc_floor(tmp: Path, files: int = 0) -> float:
+    """The peer of the no-op dvc status: a DVC repository with one trivial stage, whose
+    output is one file or, with ``files``, a directory of that many tiny files (what
+    DVC itself spends checking a run directory of that size)."""
+    repo = tmp / f"dvc_floor_{files}"
     repo.mkdir()
-    (repo / "dvc.yaml").write_text(
-        "stages:\n  one:\n    cmd: echo one > out.txt\n    outs: [out.txt]\n"
-    )
+    if files:
+        make = (
+            "import os\n"
+            f"for i in range({files}):\n"
+            "    d = f'out/{i // 5:05d}'\n"
+            "    os.makedirs(d, exist_ok=True)\n"
+            "    open(f'{d}/{i % 5}', 'w').write(str(i))\n"
+        )
+        (repo / "make.py").write_text(make)
+        stage = f"    cmd: {shlex.quote(sys.executable)} make.py\n    outs: [out]\n"
+    else:
+        stage = "    cmd: echo one > out.txt\n    outs: [out.txt]\n"
+    (repo / "dvc.yaml").write_text("stages:\n  one:\n" + stage)
     for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
     timed([sys.executable, "-m", "dvc", "repro"], repo)
@@ -221,9 +235,11 @@ def deep_noop(tmp: Path, gens: int) -> None:
     wall, out = timed([sys.executable, "-m", "dvc", "status"], wf)
     if "up to date" not in out:
         raise SystemExit(f"dvc status after dvc repro is not clean:\n{out[-3000:]}")
+    files = sum(1 for p in (wf / "data" / "runs" / "deep").rglob("*") if p.is_file())
     print(
         f"[deep] no-op dvc status: {wall:.2f} s (target 1.5 s); floor, dvc status of a "
-        f"repository with one trivial stage: {dvc_floor(tmp):.2f} s"
+        f"repository with one trivial stage: {dvc_floor(tmp):.2f} s, of one whose output "
+        f"directory holds the run's {files} files: {dvc_floor(tmp, files):.2f} s"
     )
     wall, out = timed([sys.executable, "-m", "snakemake", "--cores", "1", "-n"], wf)
     if "Nothing to be done" not in out:
