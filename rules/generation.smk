@@ -1,7 +1,7 @@
 rule root:
     """Generation 0 of every run that starts from this root (the runs whose generation-0
-    settings are equal: README, "Layout"): trained once on the first N human rows, read
-    by each of those runs' generation 1. Its ledger record is
+    settings are equal: README, "Where results land"): trained once on the first N
+    human rows, read by each of those runs' generation 1. Its ledger record is
     lineage/roots/{source}/{root}/gen_0000.json (not a declared output, as below)."""
     input:
         unpack(root_inputs),

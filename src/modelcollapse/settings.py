@@ -24,7 +24,7 @@ NOT_GENERATION_KEYS = ("generations", "chains", "plot_generations")
 
 # Settings generation 0 does not read either: it trains on the first N human rows
 # whatever the regime, so runs that differ only in these share one generation 0 (a
-# *root*, README "Layout"; docs/lineage.md, "Shared generation 0").
+# *root*, README "Where results land"; docs/lineage.md, "Shared generation 0").
 NOT_ROOT_KEYS = ("regime", "real_fraction")
 # Where a root's ledger and artifacts live: ``roots/<source>/<root id>`` stands in
 # for a run id (data/roots/..., lineage/roots/...); no run id has a '/'.
