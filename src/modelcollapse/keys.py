@@ -22,23 +22,17 @@ import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from modelcollapse.canonical import canonical, digest
 from modelcollapse.fingerprint import step_fingerprint
 
 if TYPE_CHECKING:
     from modelcollapse.config import Params
+    from modelcollapse.settings import RunSettings
+
+__all__ = ["KEY_VERSION", "Keys", "canonical", "digest"]
 
 # Raise to rebuild everything once when the meaning of a key changes.
 KEY_VERSION = 1
-
-
-def canonical(value: Any) -> str:
-    """The canonical JSON of ``value``: sorted keys, no whitespace, no NaN."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def digest(material: Any) -> str:
-    """sha256 of the canonical JSON of ``material``."""
-    return hashlib.sha256(canonical(material).encode("utf-8")).hexdigest()
 
 
 # ------------------------------------------------------------------ materials
@@ -68,28 +62,31 @@ class Keys:
         return digest(self.human_material(source))
 
     # -- generations
-    def generation_material_base(self, run: str) -> dict[str, Any]:
-        """What every generation of ``run`` shares in its material."""
-        settings = self.params.run(run)
+    def _generation_common(self, settings: RunSettings) -> dict[str, Any]:
+        """The fields a root's material and a run generation's share."""
         return {
             "step": "generation",
             "version": KEY_VERSION,
-            "run": run,
-            "settings": settings.generation_dict(),
             "human": self.params.human[settings.human],
             "code": step_fingerprint("generation", settings.family),
+        }
+
+    def generation_material_base(self, run: str) -> dict[str, Any]:
+        """What every generation >= 1 of ``run`` shares in its material."""
+        settings = self.params.run(run)
+        return {
+            **self._generation_common(settings),
+            "run": run,
+            "settings": settings.generation_dict(),
         }
 
     def root_material(self, root: str) -> dict[str, Any]:
         """A root's material: generation 0 of every run that starts from it."""
         settings = self.params.root_settings(root)
         return {
-            "step": "generation",
-            "version": KEY_VERSION,
+            **self._generation_common(settings),
             "root": root,
             "settings": settings.root_dict(),
-            "human": self.params.human[settings.human],
-            "code": step_fingerprint("generation", settings.family),
             "generation": 0,
             "parent": None,
         }
@@ -105,7 +102,7 @@ class Keys:
         return {
             **self.generation_material_base(run),
             "generation": generation,
-            "parent": self.generation(run, generation - 1) if generation > 0 else None,
+            "parent": self.generation(run, generation - 1),
         }
 
     def generation(self, run: str, generation: int) -> str:

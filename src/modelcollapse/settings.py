@@ -11,12 +11,12 @@ from it without validating again (a job given the validated settings).
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
+
+from modelcollapse.canonical import digest
 
 # Settings a generation's artifacts do not depend on: changing them must not
 # invalidate (or rerun) generations that already exist.
@@ -113,9 +113,8 @@ def root_name(generation_settings: Mapping[str, Any]) -> str:
     for runs whose generation 0 is the same. The hash is of the root's settings (not of
     the code: a code change rebuilds a root in place, as it does a generation)."""
     settings = root_settings(generation_settings)
-    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
-    return f"{ROOTS}/{settings['human']}/{settings['family']}-s{settings['seed']}-{digest}"
+    short = digest(settings)[:8]
+    return f"{ROOTS}/{settings['human']}/{settings['family']}-s{settings['seed']}-{short}"
 
 
 def is_root(chain: str) -> bool:
@@ -175,10 +174,17 @@ class Params:
                 out.setdefault(settings.root, []).append(run)
         return out
 
+    @cached_property
+    def _root_settings(self) -> dict[str, RunSettings]:
+        out: dict[str, RunSettings] = {}
+        for settings in self.runs.values():
+            out.setdefault(settings.root, settings)
+        return out
+
     def root_settings(self, root: str) -> RunSettings:
         """The settings of the first run that starts from ``root`` (every run that does
         has the same :meth:`RunSettings.root_dict`)."""
-        for settings in self.runs.values():
-            if settings.root == root:
-                return settings
-        raise KeyError(f"no run of params.yaml starts from {root}")
+        try:
+            return self._root_settings[root]
+        except KeyError:
+            raise KeyError(f"no run of params.yaml starts from {root}") from None
