@@ -374,6 +374,61 @@ def test_a_run_and_its_replicates_are_reported_as_one_setting_across_seeds(tmp_p
     assert (report / "figures" / "regimes_linear_regression.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def test_seeds_of_a_log_axis_metric_are_summarised_in_logs():
+    """A perplexity that one seed multiplies thirtyfold: across seeds, a metric the
+    family draws on a log axis takes the geometric mean and a band ×/÷ exp(2 s.e. of
+    the log) in the findings, the figures and the DVC trend (±1 s.d. of the log); a
+    metric on a linear axis keeps the arithmetic mean."""
+    import io as stdio
+
+    from modelcollapse.report import (
+        RunResults,
+        SeedGroup,
+        comparison_figure,
+        finding,
+        trend_table,
+    )
+
+    settings = dataclasses.replace(RUNS["lin_replace"], family="lm")
+    seeds = np.array([[100.0, 200.0, 400.0], [100.0, 300.0, 12000.0], [100.0, 250.0, 1000.0]])
+    diversity = np.array([[0.5, 0.4, 0.3], [0.5, 0.3, 0.1], [0.5, 0.35, 0.2]])
+    members = []
+    for i, (perplexity, distinct) in enumerate(zip(seeds, diversity, strict=True)):
+        member = object.__new__(RunResults)
+        member.run, member.settings, member.chains, member.ensemble = f"lm_s{i}", settings, 1, None
+        member.metrics = pd.DataFrame(
+            {"generation": [0, 1, 2], "test_perplexity": perplexity, "distinct_2": distinct}
+        )
+        members.append(member)
+    group = SeedGroup(members)
+    assert "test_perplexity" in group.geometric and "distinct_2" not in group.geometric
+
+    logs = np.log(seeds)
+    geo, sd = np.exp(logs.mean(axis=0)), logs.std(axis=0, ddof=1)
+    _, values, _ = group.curve("test_perplexity")
+    np.testing.assert_allclose(values, geo)  # 400, 12000, 1000 -> 1442, not 4467
+    lower, upper = group.band("test_perplexity")
+    np.testing.assert_allclose(lower, geo * np.exp(-2 * sd / np.sqrt(3)))
+    np.testing.assert_allclose(upper, geo * np.exp(2 * sd / np.sqrt(3)))
+    _, linear, _ = group.curve("distinct_2")
+    np.testing.assert_allclose(linear, diversity.mean(axis=0))
+    spread = 2 * diversity.std(axis=0, ddof=1) / np.sqrt(3)
+    np.testing.assert_allclose(group.band("distinct_2")[0], diversity.mean(axis=0) - spread)
+
+    trend = pd.read_csv(stdio.StringIO(trend_table("test_perplexity", [group])))
+    np.testing.assert_allclose(trend["test_perplexity"], geo)
+    np.testing.assert_allclose(trend["lower"], geo * np.exp(-sd))
+    np.testing.assert_allclose(trend["upper"], geo * np.exp(sd))
+    text = finding(group)
+    assert f"100 → {geo[-1]:.4g} in 2 generations (×{geo[-1] / 100:.3g})" in text
+    assert "geometric mean of 3 seeds (×4 to ×120 across seeds)" in text
+    fig = comparison_figure("lm", [group], ["test_perplexity", "distinct_2"])
+    assert fig._suptitle.get_text().endswith(
+        "across seeds on a log axis: geometric mean ×/÷ 2 s.e."
+    )
+    plt.close(fig)
+
+
 def test_comparison_marks_identical_curves_and_draws_medians_of_median_metrics(tree):
     """Two runs with the same numbers (mix and fresh can be) stay distinguishable: own
     marker shapes, staggered, and the legend says which repeats which. The Gaussian

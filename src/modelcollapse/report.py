@@ -118,6 +118,18 @@ class RunResults:
             )
         return None
 
+    def band(self, metric: str, width: float = 2.0, spread: str = "se") -> tuple | None:
+        """(lower, upper) around the ensemble's curve: ``width`` standard errors
+        (``spread="se"``) or standard deviations (``"sd"``) either side of the mean;
+        None without an ensemble."""
+        part = ensemble_metric(self.ensemble, metric)
+        if part is None:
+            return None
+        mean, half = part["mean"].to_numpy(float), width * part["std"].to_numpy(float)
+        if spread == "se":
+            half = half / math.sqrt(max(self.chains, 1))
+        return mean - half, mean + half
+
     def final(self, metric: str) -> tuple[float | None, tuple[float, float] | None]:
         """The last generation's chain value and (ensemble mean, standard error)."""
         chain = None
@@ -137,7 +149,10 @@ class SeedGroup(RunResults):
     Its ``ensemble`` summarises the seeds' chains generation by generation (mean,
     median, standard deviation across seeds, over the generations every seed has), so
     the figures, findings and DVC trends draw it as they draw an ensemble of K chains,
-    with K the number of seeds."""
+    with K the number of seeds. A metric the family draws on a log axis
+    (``Family.log_metrics``: a perplexity that one seed may multiply tenfold) is
+    summarised in logs (:attr:`geometric`): its ``mean`` is the geometric mean, its
+    ``std`` the standard deviation of the log, and its band multiplicative."""
 
     unit = "seeds"
 
@@ -146,7 +161,23 @@ class SeedGroup(RunResults):
         self.run, self.settings, self.members = base.run, base.settings, members
         self.metrics = base.metrics
         self.chains = len(members)
-        self.ensemble = _across_seeds(members)
+        self.geometric = {
+            name
+            for name in log_metrics(base.settings.family)
+            if all(_positive(m.metrics, name) for m in members)
+        }
+        self.ensemble = _across_seeds(members, self.geometric)
+
+    def band(self, metric: str, width: float = 2.0, spread: str = "se") -> tuple | None:
+        if metric not in self.geometric:
+            return super().band(metric, width, spread)
+        part = ensemble_metric(self.ensemble, metric)
+        if part is None:
+            return None
+        mean, half = part["mean"].to_numpy(float), width * part["std"].to_numpy(float)
+        if spread == "se":
+            half = half / math.sqrt(self.chains)
+        return mean * np.exp(-half), mean * np.exp(half)
 
     @property
     def label(self) -> str:
@@ -163,8 +194,19 @@ class SeedGroup(RunResults):
         return out
 
 
-def _across_seeds(members: list[RunResults]) -> Any:
-    """``ensemble.csv``'s form over the members' single chains (metrics.csv)."""
+def _positive(metrics: Any, name: str) -> bool:
+    """Whether metrics.csv has column ``name`` with numbers, every one of them > 0."""
+    if name not in metrics.columns:
+        return False
+    values = metrics[name].to_numpy(float)
+    values = values[np.isfinite(values)]
+    return values.size > 0 and bool((values > 0).all())
+
+
+def _across_seeds(members: list[RunResults], geometric: set[str] = frozenset()) -> Any:
+    """``ensemble.csv``'s form over the members' single chains (metrics.csv); the
+    metrics in ``geometric`` summarised in logs (mean and median turned back by exp,
+    std left in log units: :meth:`SeedGroup.band`)."""
     from modelcollapse.ensemble import ensemble_frame
 
     length = min(len(m.metrics) for m in members)
@@ -177,7 +219,12 @@ def _across_seeds(members: list[RunResults]) -> Any:
         name: np.stack([m.metrics[name].to_numpy(float)[:length] for m in members], axis=1)
         for name in names
     }
-    return ensemble_frame({k: v for k, v in stacked.items() if np.isfinite(v).any()})
+    for name in geometric & stacked.keys():
+        stacked[name] = np.log(stacked[name])
+    frame = ensemble_frame({k: v for k, v in stacked.items() if np.isfinite(v).any()})
+    logged = frame["metric"].isin(list(geometric))
+    frame.loc[logged, ["mean", "median"]] = np.exp(frame.loc[logged, ["mean", "median"]])
+    return frame
 
 
 def _number(value: float) -> str:
@@ -188,14 +235,17 @@ def _number(value: float) -> str:
 def trend_table(metric: str, results: list[RunResults]) -> str:
     """CSV of ``metric`` by run and generation: the ensemble mean (the metric's own
     column, DVC's y), its median and mean ± one standard deviation across chains
-    (``lower``, ``upper``); a run without an ensemble gives its chain's value in all four."""
+    (``lower``, ``upper``; across seeds, a log-axis metric's geometric mean ×/÷ one
+    standard deviation of its log); a run without an ensemble gives its chain's value
+    in all four."""
     lines = [f"generation,run,lower,upper,median,{metric}"]
     for r in results:
         part = ensemble_metric(r.ensemble, metric)
         if part is not None:
-            columns = (part[c].to_numpy(float) for c in ("generation", "mean", "median", "std"))
-            for g, mean, median, std in zip(*columns, strict=True):
-                cells = [_number(mean - std), _number(mean + std), _number(median)]
+            lower, upper = r.band(metric, 1.0, "sd")
+            columns = (part[c].to_numpy(float) for c in ("generation", "mean", "median"))
+            for g, mean, median, lo, hi in zip(*columns, lower, upper, strict=True):
+                cells = [_number(lo), _number(hi), _number(median)]
                 lines.append(f"{int(g)},{r.run},{','.join(cells)},{_number(mean)}")
         elif metric in r.metrics.columns:
             for g, v in zip(r.metrics["generation"], r.metrics[metric], strict=True):
@@ -250,12 +300,14 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
     handles: dict[str, Any] = {}
     ensembles = medians = singles = False
     repeats: dict[str, str] = {}
+    geometric: set[str] = set()  # seed groups drawn with a geometric mean somewhere
     for ax, metric in zip(axes[0], metrics, strict=False):
         curves = [(i, r, c) for i, r in enumerate(results) if (c := r.curve(metric)) is not None]
         ensembles |= any(c[2] is not None for _, _, c in curves)
         singles |= any(c[2] is None for _, _, c in curves)
         central = [c[1] for _, _, c in curves]
-        bands = [(c[1] - 2 * c[2], c[1] + 2 * c[2]) for _, _, c in curves if c[2] is not None]
+        bands = {i: band for i, r, _ in curves if (band := r.band(metric)) is not None}
+        geometric |= {r.label for i, r, _ in curves if metric in getattr(r, "geometric", ())}
         with_median = {
             i: part["median"].to_numpy(float)
             for i, r, c in curves
@@ -264,7 +316,9 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
             and (part := ensemble_metric(r.ensemble, metric)) is not None
         }
         log_axis = any(metric in log_metrics(r.settings.family) for _, r, _ in curves)
-        floor = fit_y_axis(ax, central + list(with_median.values()), bands, log=log_axis)
+        floor = fit_y_axis(
+            ax, central + list(with_median.values()), list(bands.values()), log=log_axis
+        )
         same = _same_curves(curves)
         for i, r, (g, values, se) in curves:
             color = colors[i % len(colors)]
@@ -281,10 +335,7 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
             if se is None:
                 (line,) = ax.plot(g, values, color=color, lw=1.0, ls="--", label=r.label, **marks)
             else:
-                lower, upper = (
-                    np.maximum(values - 2 * se, floor),
-                    np.maximum(values + 2 * se, floor),
-                )
+                lower, upper = (np.maximum(edge, floor) for edge in bands[i])
                 ax.fill_between(g, lower, upper, color=color, alpha=0.2, lw=0)
                 (line,) = ax.plot(g, values, color=color, lw=1.6, label=r.label, **marks)
             if i in with_median:
@@ -301,6 +352,7 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
         fig.legend(handles.values(), names, loc="outside lower center", ncols=3)
     spread = " or ".join(dict.fromkeys(f"K {r.unit}" for r in results if r.chains > 1))
     how = [f"solid: mean ± 2 s.e. over {spread}"]
+    how += ["across seeds on a log axis: geometric mean ×/÷ 2 s.e."] if geometric else []
     how += ["long dashes: median"] if medians else []
     how += ["dashed: the single chain"] if singles else []
     fig.suptitle(f"{title}\n{'; '.join(how)}" if ensembles else f"{title}\none chain per run")
@@ -377,7 +429,8 @@ def finding(r: RunResults) -> str | None:
         f"generations{factor}"
     )
     if se is not None:
-        text += f", mean of {r.chains} {r.unit}"
+        mean = "geometric mean" if metric in getattr(r, "geometric", ()) else "mean"
+        text += f", {mean} of {r.chains} {r.unit}"
         if isinstance(r, SeedGroup) and len(factors := r.factors(metric)) > 1:
             text += f" (×{min(factors):.3g} to ×{max(factors):.3g} across seeds)"
         part = ensemble_metric(r.ensemble, metric)
