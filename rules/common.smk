@@ -350,7 +350,10 @@ def record_in_dvc():
     except RuntimeError as exc:
         print(f"modelcollapse: WARNING: dvc.lock not updated: {exc}", file=sys.stderr)
         return
-    print(f"modelcollapse: dvc.lock: committed {len(committed)} stage(s)", file=sys.stderr)
+    shown = 24  # every stage of a small change; a first run's count
+    names = ", ".join(committed[:shown])
+    names += f" and {len(committed) - shown} more" if len(committed) > shown else ""
+    print(f"modelcollapse: dvc.lock: committed {len(committed)} stage(s): {names}", file=sys.stderr)
     if left:
         shown = "; ".join(f"{stage} ({why})" for stage, why in list(left.items())[:5])
         more = f" and {len(left) - 5} more" if len(left) > 5 else ""

@@ -96,12 +96,21 @@ def edit_module(wf: Path, module: str, text: str) -> None:
     path.write_text(path.read_text() + text)
 
 
-def snakemake_rebuilds(wf: Path, expected: set[tuple]) -> None:
+def committed_stages(stderr: str) -> set[str]:
+    """The stages a Snakemake run committed to dvc.lock, as it reports them."""
+    (line,) = [x for x in stderr.splitlines() if "dvc.lock: committed" in x]
+    return set(line.split("stage(s): ", 1)[1].split(", "))
+
+
+def snakemake_rebuilds(wf: Path, expected: set[tuple], committed: set[str] | None = None) -> None:
     """`snakemake -n` schedules exactly ``expected``; one run rebuilds exactly its
-    generations; afterwards nothing is left to do, dvc.lock is current, verify passes."""
+    generations and commits exactly ``committed`` (and the keys stage) to dvc.lock;
+    afterwards nothing is left to do, dvc.lock is current, verify passes."""
     assert scheduled(wf) == expected
     before = ledger_mtimes(wf)
-    snakemake(wf, "--cores", "2")
+    out = snakemake(wf, "--cores", "2")
+    if committed is not None:
+        assert committed_stages(out.stderr) == committed | {"keys"}
     gens = {job for job in expected if job[0] == "generation"}
     assert rebuilt_generations(before, ledger_mtimes(wf)) == gens
     assert scheduled(wf) == set()
@@ -139,7 +148,11 @@ def test_a_changed_seed_rebuilds_its_whole_run_in_one_invocation(study, tool):
     assert root[1] != shared == root_of(params_of(study), "g_acc")
     expected = {root} | run_steps("g_replace", range(1, 4), *RUN_STEPS) | REPORT
     if tool == "snakemake":
-        snakemake_rebuilds(study, expected)
+        # chain@g_acc records data/roots/g1 as an input: it is committed again, with
+        # what reads it (figures@g_acc, through its chain's files)
+        run_stages = stages_of("g_replace", "chain", "ensemble", "figures")
+        again = {"roots@g1", "chain@g_acc", "figures@g_acc", "report"}
+        snakemake_rebuilds(study, expected, committed=run_stages | again)
     else:
         dvc_rebuilds(
             study,
@@ -157,8 +170,21 @@ def test_a_human_source_change_rebuilds_the_runs_on_it_only(study):
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     root = root_step(params, "cat")
     snakemake_rebuilds(
-        study, {("human", "cat", None), root} | run_steps("cat", range(1, 3), *RUN_STEPS) | REPORT
+        study,
+        {("human", "cat", None), root} | run_steps("cat", range(1, 3), *RUN_STEPS) | REPORT,
+        committed=stages_of("cat", "chain", "ensemble", "figures")
+        | {"human@cat", "roots@cat", "report"},
     )
+
+
+def test_a_second_run_with_nothing_to_do_leaves_dvc_lock_alone(study):
+    """`dvc commit` rewrites dvc.lock once per stage it is given (seconds each): a run
+    that built nothing commits nothing, and dvc status stays clean."""
+    lock = (study / "dvc.lock").read_bytes()
+    out = snakemake(study, "--cores", "2")
+    assert "dvc.lock: committed" not in out.stderr
+    assert (study / "dvc.lock").read_bytes() == lock
+    assert dvc_changed_stages(study) == set()
 
 
 # ---------------------------------------------------------------------- code
@@ -170,7 +196,12 @@ def test_editing_a_family_reruns_exactly_its_runs(study, tool):
     edit_module(study, "families/gmm.py", "\n\nEDITED = True\n")
     human, root = {("human", "mix2", None)}, root_step(PARAMS, "gmm")
     if tool == "snakemake":
-        snakemake_rebuilds(study, human | {root} | run_steps("gmm", [1], *RUN_STEPS) | REPORT)
+        stages = stages_of("gmm", "chain", "ensemble", "figures")
+        snakemake_rebuilds(
+            study,
+            human | {root} | run_steps("gmm", [1], *RUN_STEPS) | REPORT,
+            committed=stages | {"human@mix2", "roots@mix2", "report"},
+        )
     else:
         stages = stages_of("gmm", "chain", "ensemble", "figures")
         dvc_rebuilds(
@@ -188,7 +219,9 @@ def test_editing_the_plotting_code_reruns_figures_and_report_only(study, tool):
     edit_module(study, "plots.py", "\n\nEDITED = True\n")
     figures = {("figures", r, None) for r in PARAMS["runs"]}
     if tool == "snakemake":
-        snakemake_rebuilds(study, figures | REPORT)
+        # dvc.lock: the stages that reran, not the others (each commit rewrites it).
+        committed = {f"figures@{r}" for r in PARAMS["runs"]} | {"report"}
+        snakemake_rebuilds(study, figures | REPORT, committed=committed)
     else:
         dvc_rebuilds(study, {f"figures@{r}" for r in PARAMS["runs"]} | {"report"}, set())
 

@@ -8,13 +8,14 @@
   runs jobs, so ``snakemake`` and ``dvc repro`` (or ``dvc checkout``/``pull``) in the
   same directory exclude each other instead of deleting each other's files.
 * **dvc.lock after Snakemake.** After a Snakemake run, every stage whose outputs are
-  complete and up to date (``modelcollapse.plan``) is committed to dvc.lock and the
-  DVC cache (``dvc commit``), so ``dvc status`` is clean and ``dvc push`` sends what
-  Snakemake built.
+  complete and up to date (``modelcollapse.plan``) and whose dvc.lock entry is not
+  (:func:`stale_stages`) is committed to dvc.lock and the DVC cache (``dvc commit``),
+  so ``dvc status`` is clean and ``dvc push`` sends what Snakemake built.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -145,13 +146,87 @@ def _read_holder(path: Path) -> str:
 # --------------------------------------------------------------------- dvc.lock
 
 
+RUN_STAGES = ("chain", "ensemble", "figures")
+
+
+def _key_files(params: Params) -> dict[str, str]:
+    """DVC stage -> the key file it depends on (dvc.yaml)."""
+    out = {f"human@{s}": f"{KEYS_DIR}/human/{s}" for s in params.human}
+    out |= {f"roots@{s}": f"{KEYS_DIR}/roots/{s}" for s in params.human}
+    for run in params.runs:
+        out |= {f"{step}@{run}": f"{KEYS_DIR}/{step}/{run}" for step in RUN_STAGES}
+    return out | {"report": f"{KEYS_DIR}/report"}
+
+
+def stale_stages(params: Params, stages: list[str], root: str | Path = ".") -> list[str]:
+    """Those of ``stages`` (complete and up to date) whose dvc.lock entry is not: no
+    entry, a key file other than the one recorded, an input recorded other than its
+    producer's recorded output, or a stage upstream of it among them (its outputs are
+    about to be recorded anew). Read from dvc.lock alone, without hashing any data:
+    ``dvc commit`` rewrites dvc.lock once per stage it is given (seconds each for a
+    study of a few dozen runs), so committing the stages Snakemake did not touch cost
+    minutes."""
+    import yaml
+
+    root = Path(root)
+    try:
+        text = (root / "dvc.lock").read_text(encoding="utf-8")
+        locked = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        entries: dict[str, Any] = dict(locked.get("stages") or {})
+    except FileNotFoundError:
+        entries = {}
+    produced = {
+        out["path"]: out.get("md5") for entry in entries.values() for out in entry.get("outs") or ()
+    }
+    key_files = _key_files(params)
+    stale: set[str] = set()
+    for stage in stages:
+        entry = entries.get(stage)
+        if entry is None:
+            stale.add(stage)
+            continue
+        for dep in entry.get("deps") or ():
+            path, md5 = dep["path"], dep.get("md5")
+            if path == key_files.get(stage):
+                current = root / path
+                if not current.is_file() or md5 != hashlib.md5(current.read_bytes()).hexdigest():
+                    stale.add(stage)
+            elif path in produced and md5 != produced[path]:
+                stale.add(stage)
+    # Downstream of a stage committed now: its inputs are recorded anew.
+    inputs = {
+        stage: [dep["path"] for dep in (entries.get(stage) or {}).get("deps") or ()]
+        for stage in stages
+    }
+    outputs = {
+        stage: [out["path"] for out in (entries.get(stage) or {}).get("outs") or ()]
+        for stage in stages
+    }
+    grown = True
+    while grown:
+        grown = False
+        for stage in stages:
+            if stage in stale:
+                continue
+            if any(
+                dep == out or out.startswith(dep + "/")
+                for upstream in stale
+                for out in outputs.get(upstream, ())
+                for dep in inputs[stage]
+            ):
+                stale.add(stage)
+                grown = True
+    return [stage for stage in stages if stage in stale]
+
+
 def is_dvc_repo(root: str | Path = ".") -> bool:
     return (Path(root) / ".dvc").is_dir() and (Path(root) / "dvc.yaml").is_file()
 
 
 def commit_to_dvc(params: Params, root: str | Path = ".") -> tuple[list[str], dict[str, str]]:
-    """Write the stage keys and ``dvc commit`` every stage that is complete and up to
-    date; return (committed stages, {stage left out: why})."""
+    """Write the stage keys and ``dvc commit`` the ``keys`` stage and every stage that is
+    complete and up to date but not in dvc.lock (:func:`stale_stages`); return
+    (committed stages, {stage left out: why})."""
     from modelcollapse.jobs import remove_unused_roots
 
     root = Path(root)
@@ -162,7 +237,8 @@ def commit_to_dvc(params: Params, root: str | Path = ".") -> tuple[list[str], di
     for source in params.human:
         (root / ROOTS_DIR.format(source=source)).mkdir(parents=True, exist_ok=True)
     status = stage_status(params, root)
-    ready = ["keys"] + [stage for stage, why in status.items() if not why]
+    fresh = [stage for stage, why in status.items() if not why]
+    ready = ["keys", *stale_stages(params, fresh, root)]
     left = {stage: why for stage, why in status.items() if why}
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     result = subprocess.run(
