@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import posixpath
+from collections.abc import Set
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,9 @@ class RunResults:
             )
         return None
 
-    def band(self, metric: str, width: float = 2.0, spread: str = "se") -> tuple | None:
+    def band(
+        self, metric: str, width: float = 2.0, spread: str = "se"
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """(lower, upper) around the ensemble's curve: ``width`` standard errors
         (``spread="se"``) or standard deviations (``"sd"``) either side of the mean;
         None without an ensemble."""
@@ -168,7 +171,9 @@ class SeedGroup(RunResults):
         }
         self.ensemble = _across_seeds(members, self.geometric)
 
-    def band(self, metric: str, width: float = 2.0, spread: str = "se") -> tuple | None:
+    def band(
+        self, metric: str, width: float = 2.0, spread: str = "se"
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         if metric not in self.geometric:
             return super().band(metric, width, spread)
         part = ensemble_metric(self.ensemble, metric)
@@ -203,7 +208,7 @@ def _positive(metrics: Any, name: str) -> bool:
     return values.size > 0 and bool((values > 0).all())
 
 
-def _across_seeds(members: list[RunResults], geometric: set[str] = frozenset()) -> Any:
+def _across_seeds(members: list[RunResults], geometric: Set[str] = frozenset()) -> Any:
     """``ensemble.csv``'s form over the members' single chains (metrics.csv); the
     metrics in ``geometric`` summarised in logs (mean and median turned back by exp,
     std left in log units: :meth:`SeedGroup.band`)."""
@@ -241,8 +246,9 @@ def trend_table(metric: str, results: list[RunResults]) -> str:
     lines = [f"generation,run,lower,upper,median,{metric}"]
     for r in results:
         part = ensemble_metric(r.ensemble, metric)
-        if part is not None:
-            lower, upper = r.band(metric, 1.0, "sd")
+        band = r.band(metric, 1.0, "sd")
+        if part is not None and band is not None:
+            lower, upper = band
             columns = (part[c].to_numpy(float) for c in ("generation", "mean", "median"))
             for g, mean, median, lo, hi in zip(*columns, lower, upper, strict=True):
                 cells = [_number(lo), _number(hi), _number(median)]
