@@ -173,7 +173,7 @@ def stale_stages(params: Params, stages: list[str], root: str | Path = ".") -> l
         text = (root / "dvc.lock").read_text(encoding="utf-8")
         locked = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
         entries: dict[str, Any] = dict(locked.get("stages") or {})
-    except FileNotFoundError:
+    except (FileNotFoundError, yaml.YAMLError):  # no dvc.lock yet, or one DVC will reject
         entries = {}
     produced = {
         out["path"]: out.get("md5") for entry in entries.values() for out in entry.get("outs") or ()
@@ -225,8 +225,8 @@ def is_dvc_repo(root: str | Path = ".") -> bool:
 
 def commit_to_dvc(params: Params, root: str | Path = ".") -> tuple[list[str], dict[str, str]]:
     """Write the stage keys and ``dvc commit`` the ``keys`` stage and every stage that is
-    complete and up to date but not in dvc.lock (:func:`stale_stages`); return
-    (committed stages, {stage left out: why})."""
+    complete and up to date but whose dvc.lock entry is not (:func:`stale_stages`);
+    return (committed stages, {stage left out: why})."""
     from modelcollapse.jobs import remove_unused_roots
 
     root = Path(root)
