@@ -350,9 +350,9 @@ def record_in_dvc():
     except RuntimeError as exc:
         print(f"modelcollapse: WARNING: dvc.lock not updated: {exc}", file=sys.stderr)
         return
-    shown = 24  # every stage of a small change; a first run's count
-    names = ", ".join(committed[:shown])
-    names += f" and {len(committed) - shown} more" if len(committed) > shown else ""
+    listed = 24  # every stage a small change commits; a first run's are counted
+    names = ", ".join(committed[:listed])
+    names += f" and {len(committed) - listed} more" if len(committed) > listed else ""
     print(f"modelcollapse: dvc.lock: committed {len(committed)} stage(s): {names}", file=sys.stderr)
     if left:
         shown = "; ".join(f"{stage} ({why})" for stage, why in list(left.items())[:5])

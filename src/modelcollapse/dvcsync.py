@@ -38,18 +38,25 @@ class WorkflowLocked(RuntimeError):
     """Another process (``dvc repro``, another Snakemake) holds the workflow lock."""
 
 
+def key_file(stage: str) -> str:
+    """The key file a DVC stage depends on (dvc.yaml; :func:`stage_keys`):
+    ``chain@<run>`` -> ``data/keys/chain/<run>``, ``report`` -> ``data/keys/report``."""
+    step, _, ident = stage.partition("@")
+    return f"{KEYS_DIR}/{step}/{ident}" if ident else f"{KEYS_DIR}/{step}"
+
+
 def stage_keys(params: Params, keys: Keys | None = None) -> dict[str, str]:
     """``data/keys/...`` path -> the key of what that DVC stage builds."""
     keys = keys or Keys(params)
-    out = {f"{KEYS_DIR}/human/{s}": keys.human(s) for s in params.human}
+    out = {key_file(f"human@{s}"): keys.human(s) for s in params.human}
     for s in params.human:  # every root of the source, by name (the stage prunes the rest)
         roots = {root: keys.root(root) for root in params.roots(s)}
-        out[f"{KEYS_DIR}/roots/{s}"] = digest(roots)
+        out[key_file(f"roots@{s}")] = digest(roots)
     for run in params.runs:
-        out[f"{KEYS_DIR}/chain/{run}"] = keys.key("metrics", run)  # chains every generation
-        out[f"{KEYS_DIR}/ensemble/{run}"] = keys.key("ensemble", run)
-        out[f"{KEYS_DIR}/figures/{run}"] = keys.key("figures", run)
-    out[f"{KEYS_DIR}/report"] = keys.key("report")
+        out[key_file(f"chain@{run}")] = keys.key("metrics", run)  # chains every generation
+        out[key_file(f"ensemble@{run}")] = keys.key("ensemble", run)
+        out[key_file(f"figures@{run}")] = keys.key("figures", run)
+    out[key_file("report")] = keys.key("report")
     return out
 
 
@@ -146,19 +153,7 @@ def _read_holder(path: Path) -> str:
 # --------------------------------------------------------------------- dvc.lock
 
 
-RUN_STAGES = ("chain", "ensemble", "figures")
-
-
-def _key_files(params: Params) -> dict[str, str]:
-    """DVC stage -> the key file it depends on (dvc.yaml)."""
-    out = {f"human@{s}": f"{KEYS_DIR}/human/{s}" for s in params.human}
-    out |= {f"roots@{s}": f"{KEYS_DIR}/roots/{s}" for s in params.human}
-    for run in params.runs:
-        out |= {f"{step}@{run}": f"{KEYS_DIR}/{step}/{run}" for step in RUN_STAGES}
-    return out | {"report": f"{KEYS_DIR}/report"}
-
-
-def stale_stages(params: Params, stages: list[str], root: str | Path = ".") -> list[str]:
+def stale_stages(stages: list[str], root: str | Path = ".") -> list[str]:
     """Those of ``stages`` (complete and up to date) whose dvc.lock entry is not: no
     entry, a key file other than the one recorded, an input recorded other than its
     producer's recorded output, or a stage upstream of it among them (its outputs are
@@ -178,7 +173,6 @@ def stale_stages(params: Params, stages: list[str], root: str | Path = ".") -> l
     produced = {
         out["path"]: out.get("md5") for entry in entries.values() for out in entry.get("outs") or ()
     }
-    key_files = _key_files(params)
     stale: set[str] = set()
     for stage in stages:
         entry = entries.get(stage)
@@ -187,7 +181,7 @@ def stale_stages(params: Params, stages: list[str], root: str | Path = ".") -> l
             continue
         for dep in entry.get("deps") or ():
             path, md5 = dep["path"], dep.get("md5")
-            if path == key_files.get(stage):
+            if path == key_file(stage):
                 current = root / path
                 if not current.is_file() or md5 != hashlib.md5(current.read_bytes()).hexdigest():
                     stale.add(stage)
@@ -238,7 +232,7 @@ def commit_to_dvc(params: Params, root: str | Path = ".") -> tuple[list[str], di
         (root / ROOTS_DIR.format(source=source)).mkdir(parents=True, exist_ok=True)
     status = stage_status(params, root)
     fresh = [stage for stage, why in status.items() if not why]
-    ready = ["keys", *stale_stages(params, fresh, root)]
+    ready = ["keys", *stale_stages(fresh, root)]
     left = {stage: why for stage, why in status.items() if why}
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     result = subprocess.run(

@@ -94,6 +94,7 @@ class RunResults:
     """One run's settings, metrics.csv and ensemble.csv, read once."""
 
     unit = "chains"  # what the ensemble's spread is over
+    geometric: frozenset[str] | set[str] = frozenset()  # metrics summarised in logs
 
     def __init__(self, run: str, settings: RunSettings, root: Path) -> None:
         self.run, self.settings = run, settings
@@ -123,14 +124,17 @@ class RunResults:
         self, metric: str, width: float = 2.0, spread: str = "se"
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """(lower, upper) around the ensemble's curve: ``width`` standard errors
-        (``spread="se"``) or standard deviations (``"sd"``) either side of the mean;
-        None without an ensemble."""
+        (``spread="se"``) or standard deviations (``"sd"``) either side of the mean, or
+        for a metric in :attr:`geometric` (mean and std of its log) that many times
+        exp(±...) the geometric mean; None without an ensemble."""
         part = ensemble_metric(self.ensemble, metric)
         if part is None:
             return None
         mean, half = part["mean"].to_numpy(float), width * part["std"].to_numpy(float)
         if spread == "se":
             half = half / math.sqrt(max(self.chains, 1))
+        if metric in self.geometric:
+            return mean * np.exp(-half), mean * np.exp(half)
         return mean - half, mean + half
 
     def final(self, metric: str) -> tuple[float | None, tuple[float, float] | None]:
@@ -170,19 +174,6 @@ class SeedGroup(RunResults):
             if all(_positive(m.metrics, name) for m in members)
         }
         self.ensemble = _across_seeds(members, self.geometric)
-
-    def band(
-        self, metric: str, width: float = 2.0, spread: str = "se"
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        if metric not in self.geometric:
-            return super().band(metric, width, spread)
-        part = ensemble_metric(self.ensemble, metric)
-        if part is None:
-            return None
-        mean, half = part["mean"].to_numpy(float), width * part["std"].to_numpy(float)
-        if spread == "se":
-            half = half / math.sqrt(self.chains)
-        return mean * np.exp(-half), mean * np.exp(half)
 
     @property
     def label(self) -> str:
@@ -313,7 +304,7 @@ def comparison_figure(title: str, results: list[RunResults], metrics: list[str])
         singles |= any(c[2] is None for _, _, c in curves)
         central = [c[1] for _, _, c in curves]
         bands = {i: band for i, r, _ in curves if (band := r.band(metric)) is not None}
-        geometric |= {r.label for i, r, _ in curves if metric in getattr(r, "geometric", ())}
+        geometric |= {r.label for i, r, _ in curves if metric in r.geometric}
         with_median = {
             i: part["median"].to_numpy(float)
             for i, r, c in curves
@@ -435,7 +426,7 @@ def finding(r: RunResults) -> str | None:
         f"generations{factor}"
     )
     if se is not None:
-        mean = "geometric mean" if metric in getattr(r, "geometric", ()) else "mean"
+        mean = "geometric mean" if metric in r.geometric else "mean"
         text += f", {mean} of {r.chains} {r.unit}"
         if isinstance(r, SeedGroup) and len(factors := r.factors(metric)) > 1:
             text += f" (×{min(factors):.3g} to ×{max(factors):.3g} across seeds)"
