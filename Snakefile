@@ -11,6 +11,16 @@ min_version("9.0")
 # The workflow runs the code of its own checkout (src/), whatever is installed.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
+if workflow.is_main_process:
+    # Every job is a short Python process (scripts/job.py) that imports this checkout's
+    # modules: compile them once here (only those changed since; a millisecond when
+    # none has), or where bytecode is not written (PYTHONDONTWRITEBYTECODE, common in
+    # containers) every job would compile them again. README, "Benchmarks".
+    import compileall
+
+    for _dir, _depth in (("src", 10), ("scripts", 0)):
+        compileall.compile_dir(os.path.join(workflow.basedir, _dir), maxlevels=_depth, quiet=2)
+
 # A generation depends on the one before it; thousands of generations make a DAG
 # deeper than Python's default recursion limit allows while Snakemake builds it.
 sys.setrecursionlimit(100_000)

@@ -17,6 +17,7 @@ Measures, on a scratch copy of the workflow:
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 import shutil
@@ -77,7 +78,7 @@ def in_process(wf: Path, run: str, raw: dict) -> float:
     return time.perf_counter() - start
 
 
-# Generation jobs log their compute ("... trained on N rows in 0.01s"): run_generation
+# Generation jobs log their compute ("... trained on N rows in 0.012s"): run_generation
 # from composing the training set to the ledger record.
 _COMPUTE = re.compile(r"trained on \d+ rows in ([0-9.]+)s")
 FLOOR_SNAKEFILE = """\
@@ -86,18 +87,18 @@ rule all:
 
 rule trivial:
     output: "out/{i}.txt"
-    benchmark: "bench/{i}.tsv"
+    benchmark: "bench/{i}.jsonl"
     shell: "python -c 'import numpy' && touch {output}"
 """
 
 
 def benchmark_seconds(directory: Path) -> list[float]:
-    """The wall time (``s`` column) of every Snakemake ``benchmark:`` file in a directory."""
-    out = []
-    for path in sorted(directory.glob("*.tsv")):
-        header, values = path.read_text().splitlines()[:2]
-        out.append(float(values.split("\t")[header.split("\t").index("s")]))
-    return out
+    """The wall time (``s``) of every Snakemake ``benchmark:`` file in a directory: JSON
+    lines, which keep the full resolution (its TSV files round to 10 ms)."""
+    return [
+        float(json.loads(path.read_text().splitlines()[0])["s"])
+        for path in sorted(directory.glob("*.jsonl"))
+    ]
 
 
 def job_overhead(tmp: Path, gens: int) -> None:
@@ -123,7 +124,7 @@ def job_overhead(tmp: Path, gens: int) -> None:
     log = '    log:\n        "logs/{run}/gen_{gen}.log",\n'  # the rule generation's (g >= 1)
     if log not in text:
         raise SystemExit(f"{rules}: the generation rule's log line is not {log!r}")
-    rules.write_text(text.replace(log, '    benchmark:\n        "bench/{run}/{gen}.tsv"\n' + log))
+    rules.write_text(text.replace(log, '    benchmark:\n        "bench/{run}/{gen}.jsonl"\n' + log))
     timed([sys.executable, "-m", "snakemake", "--cores", "1", "data/human/g1"], wf)
     target = f"data/runs/chain/gen_{gens - 1:04d}/metrics.json"
     timed([sys.executable, "-m", "snakemake", "--cores", "1", target], wf)

@@ -1,3 +1,12 @@
+# Declared outputs: the files other jobs read (the next generation reads samples, the
+# metrics table every metrics.json, the figures the snapshots' models). A generation
+# also writes its manifest train.json and the model's model.json, and (last) its ledger
+# record; the planner (modelcollapse.plan) checks all of them against the key, so a
+# missing or stale one reruns the job as a missing declared file would. Declaring
+# fewer files is Snakemake's per-job cost: a 2000-generation run is 10,000 declared
+# files with all five, 6,000 with these three (README, "Benchmarks").
+
+
 rule root:
     """Generation 0 of every run that starts from this root (the runs whose generation-0
     settings are equal: README, "Where results land"): trained once on the first N
@@ -6,9 +15,9 @@ rule root:
     input:
         unpack(root_inputs),
     output:
-        train=root_path("train.json"),
+        # What other jobs read (the note above); the job writes train.json and
+        # model.json beside them.
         model=root_path("model.safetensors"),
-        model_json=root_path("model.json"),
         samples=root_path("samples.parquet"),
         metrics=root_path("metrics.json"),
     params:
@@ -37,9 +46,9 @@ rule generation:
     input:
         unpack(generation_inputs),
     output:
-        train=gen_path("train.json"),
+        # What other jobs read (the note above); the job writes train.json and
+        # model.json beside them.
         model=gen_path("model.safetensors"),
-        model_json=gen_path("model.json"),
         samples=gen_path("samples.parquet"),
         metrics=gen_path("metrics.json"),
     params:

@@ -273,6 +273,20 @@ def test_a_missing_artifact_anywhere_in_an_accumulate_chain_is_rebuilt(study):
     verify_ok(study)
 
 
+@pytest.mark.parametrize("name", ["train.json", "model.json"])
+def test_a_missing_file_the_rule_does_not_declare_reruns_its_generation(study, name):
+    """The generation rule declares what other jobs read; the planner checks the files
+    written beside them (rules/generation.smk): one missing reruns its generation."""
+    before = tree_md5s(study, "data/runs/g_replace")
+    (study / "data/runs/g_replace/gen_0002" / name).unlink()
+    target = "data/runs/g_replace/gen_0002/model.safetensors"
+    assert scheduled(study, target) == {("generation", "g_replace", 2)}
+    snakemake(study, "--cores", "1", target)
+    assert tree_md5s(study, "data/runs/g_replace") == before
+    assert scheduled(study) == set()
+    verify_ok(study)
+
+
 def test_rebuilding_a_generation_at_another_commit_keeps_the_chain(study):
     (study / "NOTES.md").write_text("a commit that changes no code\n")
     git(study, "add", "-A")
@@ -298,7 +312,7 @@ def test_a_failed_rebuild_keeps_the_committed_ledger_record(study):
     # A forced rebuild of generation 1 fails: what it trains on is corrupt.
     corrupt = f"{root_dir(study, 'cat')}/samples.parquet"
     (study / corrupt).write_bytes(b"PAR1 corrupt")
-    target = "data/runs/cat/gen_0001/model.json"
+    target = "data/runs/cat/gen_0001/model.safetensors"
     out = snakemake(study, "--cores", "1", "--forcerun", target, target, check=False)
     assert out.returncode != 0
     assert corrupt in (study / "logs/cat/gen_0001.log").read_text()
@@ -456,7 +470,7 @@ def test_a_generation_0_of_a_run_s_own_from_before_roots_is_flagged_and_then_rem
     assert "run cat generation 0: lineage/cat/gen_0000.json: a run's own generation 0" in (
         out.stderr
     )
-    target = "data/runs/cat/gen_0001/model.json"
+    target = "data/runs/cat/gen_0001/model.safetensors"
     snakemake(study, "--cores", "1", "--forcerun", target, target)
     assert not (study / "data/runs/cat/gen_0000").exists()
     assert not (study / "lineage/cat/gen_0000.json").exists()

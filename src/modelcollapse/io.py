@@ -112,11 +112,13 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    path = Path(path)
-    if not path.exists():
-        raise ArtifactError(f"missing artifact: {path}")
+    try:  # no stat first: the planner reads thousands of these
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ArtifactError(f"missing artifact: {path}") from None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"corrupt JSON artifact {path}: {exc}") from exc
 

@@ -131,7 +131,7 @@ def run_generation(
         chain, generation, recorded, root, key, code_fingerprint
     )  # the ledger, written last
     log.info(
-        "%s generation %d: trained on %d rows in %.2fs",
+        "%s generation %d: trained on %d rows in %.3fs",
         f"run {run}" if chain == run else f"{chain} (run {run}'s root)",
         generation,
         len(train),

@@ -115,17 +115,22 @@ class Planner:
         self._cache: dict[tuple, Status] = {}
         self._generations: dict[str, list[Status]] = {}
         self._human_md5s: dict[str, dict[str, str]] = {}
+        self._records: dict[tuple[str, int], dict[str, Any] | None] = {}
         # Paths as strings: thousands of generations make pathlib's objects the cost.
         self._root = os.fspath(self.root)
 
     # ------------------------------------------------------------ reading
     def record(self, chain: str, generation: int) -> dict[str, Any] | None:
-        """A generation's ledger record (``chain``: a run id or a root's name)."""
-        path = os.path.join(self._root, LEDGER_DIR, chain, f"gen_{gen_tag(generation)}.json")
-        try:
-            return read_record(path)
-        except LedgerError:
-            return None
+        """A generation's ledger record (``chain``: a run id or a root's name); each is
+        read once (a generation's is also read by the next and by its children)."""
+        key = (chain, generation)
+        if key not in self._records:
+            path = os.path.join(self._root, LEDGER_DIR, chain, f"gen_{gen_tag(generation)}.json")
+            try:
+                self._records[key] = read_record(path)
+            except LedgerError:
+                self._records[key] = None
+        return self._records[key]
 
     def _stamp(self, step: str, name: str | None) -> dict[str, Any] | None:
         return read_stamp(stamp_path(step, name, self.root))
@@ -218,9 +223,11 @@ class Planner:
         )
 
     def _missing_outputs(self, chain: str, generation: int) -> list[str]:
-        return [
-            n for n in GEN_FILES if not os.path.exists(gen_path(chain, generation, n, self._root))
-        ]
+        try:  # one directory listing, not a stat per file (thousands of generations)
+            present = set(os.listdir(gen_path(chain, generation, "", self._root)))
+        except OSError:
+            present = set()
+        return [n for n in GEN_FILES if n not in present]
 
     def generation_local(self, run: str, generation: int) -> Status:
         """Whether the generation's files are what its key and its inputs *now* say

@@ -44,31 +44,36 @@ _CODE_DIR = Path(__file__).resolve().parents[1]
 
 @functools.cache
 def _code_version(code_dir: str) -> dict[str, Any]:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "--no-optional-locks", *args],
+    # One git process (every generation job records this): the commit from status's
+    # branch header, dirty from its entries, over the whole repository (":/") but for
+    # what the workflow writes; DVC adds its outputs to .gitignore files: bookkeeping,
+    # not code.
+    excludes = [f":(top,exclude){p}" for p in OUTPUT_PATHS] + [":(top,exclude,glob)**/.gitignore"]
+    try:
+        status = subprocess.run(
+            [
+                "git",
+                "--no-optional-locks",
+                "status",
+                "--porcelain=v2",
+                "--branch",
+                "--untracked-files=normal",
+                "--",
+                ":/",
+                *excludes,
+            ],
             cwd=code_dir,
             capture_output=True,
             text=True,
             check=True,
             timeout=60,
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--verify", "HEAD")
-        top = git("rev-parse", "--show-toplevel")
-    except (OSError, subprocess.SubprocessError):  # no git, not a repo, or no commit yet
+        ).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):  # no git, or not a repository
         return {"commit": UNKNOWN, "dirty": None}
-    try:
-        # DVC adds its outputs to .gitignore files: bookkeeping, not code.
-        excludes = [f":(exclude){p}" for p in OUTPUT_PATHS] + [":(exclude,glob)**/.gitignore"]
-        status = git(
-            "-C", top, "status", "--porcelain", "--untracked-files=normal", "--", ".", *excludes
-        )
-        dirty: bool | None = bool(status)
-    except (OSError, subprocess.SubprocessError):
-        dirty = None
-    return {"commit": commit, "dirty": dirty}
+    commit = next((line.split()[2] for line in status if line.startswith("# branch.oid ")), "")
+    if not re.fullmatch(r"[0-9a-f]{40,64}", commit):  # "(initial)": no commit yet
+        return {"commit": UNKNOWN, "dirty": None}
+    return {"commit": commit, "dirty": any(not line.startswith("#") for line in status)}
 
 
 def code_version(code_dir: str | Path | None = None) -> dict[str, Any]:
