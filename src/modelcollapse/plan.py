@@ -30,7 +30,7 @@ from typing import Any
 from modelcollapse import io
 from modelcollapse.config import Params
 from modelcollapse.keys import Keys
-from modelcollapse.lineage.ledger import LEDGER_DIR, LedgerError, head_path, read_record
+from modelcollapse.lineage.records import LEDGER_DIR, LedgerError, head_path, read_record
 from modelcollapse.paths import GEN_FILES, REPORT_DIR, gen_path, gen_tag, human_dir, results_dir
 from modelcollapse.stamps import read_stamp, stamp_path
 
