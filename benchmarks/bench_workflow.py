@@ -1,6 +1,6 @@
 """Workflow benchmark: prints numbers, asserts nothing (speed is not a test).
 
-    python benchmarks/bench_workflow.py [--deep 2000] [--chain 30]
+    python benchmarks/bench_workflow.py [--deep 2000] [--chain 30] [--built CHECKOUT]
 
 Measures, on a scratch copy of the workflow:
 1. per-generation job overhead: each job's wall time (Snakemake's benchmark file)
@@ -11,7 +11,10 @@ Measures, on a scratch copy of the workflow:
    a DVC repository of one trivial stage, and of one stage whose output directory holds
    as many files as the run's (DVC's own cost of checking them);
 3. ensemble throughput (generations x samples x chains per second);
-4. storage of an accumulate run against the sum of its unique rows.
+4. storage of an accumulate run against the sum of its unique rows;
+5. with ``--built``, a checkout whose study is built (``snakemake --cores all`` done):
+   its no-op ``snakemake -n`` (parse and DAG), beside Snakemake's start-up (a one-rule
+   Snakefile) and a chain of as many trivial steps as the study has jobs.
 """
 
 from __future__ import annotations
@@ -179,8 +182,8 @@ rule step:
 def chain_floor(tmp: Path, gens: int) -> float:
     """The peer of the no-op dry run: a Snakefile of ``gens`` trivial steps in a chain,
     every output present, on the same Snakemake."""
-    floor = tmp / "chain_floor"
-    (floor / "out").mkdir(parents=True)
+    floor = Path(tempfile.mkdtemp(prefix="chain_floor_", dir=tmp))
+    (floor / "out").mkdir()
     (floor / "Snakefile").write_text(CHAIN_SNAKEFILE % gens)
     for i in range(gens):
         (floor / "out" / f"{i}.txt").touch()
@@ -252,6 +255,36 @@ def deep_noop(tmp: Path, gens: int) -> None:
     )
 
 
+def built_noop(tmp: Path, checkout: Path) -> None:
+    """The no-op dry run of a built study (the default study after `snakemake --cores
+    all`: the issue's "parse and DAG") beside its floors, measured now."""
+    runs = []
+    for _ in range(3):
+        wall, out = timed([sys.executable, "-m", "snakemake", "--cores", "all", "-n"], checkout)
+        if "Nothing to be done" not in out:
+            raise SystemExit(f"{checkout}: the study is not built (snakemake -n would run jobs)")
+        runs.append(wall)
+    forceall = [sys.executable, "-m", "snakemake", "--cores", "all", "-n", "--forceall"]
+    _, out = timed(forceall, checkout)
+    found = re.search(r"^total\s+(\d+)$", out, re.MULTILINE)
+    if not found:
+        raise SystemExit(f"{checkout}: no job count in snakemake -n --forceall:\n{out[-2000:]}")
+    jobs = int(found.group(1))
+    one = tmp / "one_rule"
+    one.mkdir()
+    (one / "Snakefile").write_text('rule a:\n    output: "a.txt"\n    shell: "touch {output}"\n')
+    (one / "a.txt").touch()
+    start = statistics.median(
+        timed([sys.executable, "-m", "snakemake", "--cores", "1", "-n"], one)[0] for _ in range(3)
+    )
+    print(
+        f"[built] no-op snakemake -n of {checkout} ({jobs} jobs), median of 3: "
+        f"{statistics.median(runs):.2f} s (target 1.5 s); floors: Snakemake's start-up "
+        f"(a one-rule Snakefile) {start:.2f} s, a chain of {jobs} trivial steps "
+        f"{chain_floor(tmp, jobs):.2f} s"
+    )
+
+
 def ensemble_throughput(chains: int, gens: int, n: int) -> None:
     fam = get_family("gaussian")
     assert fam.truth_from_spec is not None
@@ -304,9 +337,14 @@ def main() -> None:
     parser.add_argument("--chain", type=int, default=30, help="generations for overhead")
     parser.add_argument("--deep", type=int, default=2000, help="generations of the deep run")
     parser.add_argument("--chains", type=int, default=1000)
+    parser.add_argument(
+        "--built", type=Path, help="a checkout whose study is built: time its no-op dry run"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mc-bench-"))
     try:
+        if args.built:
+            built_noop(tmp, args.built.resolve())
         job_overhead(tmp, args.chain)
         ensemble_throughput(args.chains, 1000, 100)
         accumulate_storage(tmp, 100, 1000)
