@@ -185,6 +185,11 @@ def test_a_second_run_with_nothing_to_do_leaves_dvc_lock_alone(study):
     assert "dvc.lock: committed" not in out.stderr
     assert (study / "dvc.lock").read_bytes() == lock
     assert dvc_changed_stages(study) == set()
+    # Python's bytecode beside the code the keys stage depends on is not code (.dvcignore):
+    # the Snakefile compiles it, Python writes it wherever PYTHONDONTWRITEBYTECODE is unset.
+    assert list((study / "src/modelcollapse/__pycache__").glob("*.pyc"))
+    (study / "src/modelcollapse/__pycache__/stray.cpython-311.pyc").write_bytes(b"\0")
+    assert dvc_changed_stages(study) == set()
 
 
 # ---------------------------------------------------------------------- code
