@@ -40,7 +40,18 @@ def check_id(value: Any, where: str, source: str = "params.yaml") -> str:
 # ------------------------------------------------------------------- reading YAML
 
 
-class _StrictLoader(yaml.SafeLoader):
+# PyYAML's safe loader with libyaml's parser where PyYAML was built with it (the wheels
+# are): the same documents, parsed 5-10x faster; every Snakefile parse reads params.yaml
+# and the schemas.
+SafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def safe_load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with :data:`SafeLoader`."""
+    return yaml.load(text, Loader=SafeLoader)  # noqa: S506 (a safe loader)
+
+
+class _StrictLoader(SafeLoader):
     """YAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps
     the last; DVC refuses the file): a silently overridden setting is a wrong run."""
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from modelcollapse import budget
 from modelcollapse.checks import (  # noqa: F401  (re-exported: the rules and tests read them)
@@ -23,8 +21,9 @@ from modelcollapse.checks import (  # noqa: F401  (re-exported: the rules and te
     _check_finite,
     check_id,
     read_yaml,
+    safe_load_yaml,
 )
-from modelcollapse.families import get_family, known_families, schema_path
+from modelcollapse.families import family_exists, get_family, known_families, schema_path
 from modelcollapse.families.base import _read_schema, schema_defaults
 from modelcollapse.regimes import NEEDS_REAL_FRACTION, real_row_count
 from modelcollapse.settings import NOT_GENERATION_KEYS, ROOTS, Params, RunSettings  # noqa: F401
@@ -39,7 +38,7 @@ TRUTH_ONLY_KEYS = ("pool_size", "test_size")
 @cache
 def load_schema() -> dict[str, Any]:
     """params.schema.yaml (a family's own schema: :func:`family_schema`)."""
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    return safe_load_yaml(SCHEMA_PATH.read_text())
 
 
 def family_schema(family: str) -> dict[str, Any]:
@@ -137,7 +136,7 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
     limits = dict(raw.get("limits") or {})
     # Families are known by name (built in, or registered by an entry point); only the
     # families a statistical source uses are imported (to check their truth).
-    known = set(known_families())
+    known = _KnownFamilies()
 
     human: dict[str, dict[str, Any]] = {}
     for source_id, spec in raw["human"].items():
@@ -219,7 +218,7 @@ def _validate_human(
     source_id: str,
     spec: Mapping[str, Any],
     schema: Mapping[str, Any],
-    known: set[str],
+    known: _KnownFamilies,
     limits: Mapping[str, Any],
     source: str,
 ) -> dict[str, Any]:
@@ -269,7 +268,7 @@ def _validate_run(
     defaults: Mapping[str, Any],
     spec: Mapping[str, Any],
     human: Mapping[str, dict[str, Any]],
-    known: set[str],
+    known: _KnownFamilies,
     source: str,
 ) -> RunSettings:
     where = f"runs.{run_id}"
@@ -374,6 +373,18 @@ def default_plot_generations(generations: int) -> list[int]:
     last = generations - 1
     picks = {0, last} | {round(last * f) for f in (0.05, 0.25, 0.5)}
     return sorted(picks)
+
+
+class _KnownFamilies:
+    """The family names, asked one at a time: a built-in family is known without
+    scanning every installed package for registered ones (what listing them all costs,
+    at every Snakefile parse); the full list is for the error message."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and family_exists(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(known_families())
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

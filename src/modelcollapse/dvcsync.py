@@ -163,10 +163,12 @@ def stale_stages(stages: list[str], root: str | Path = ".") -> list[str]:
     minutes."""
     import yaml
 
+    from modelcollapse.checks import safe_load_yaml
+
     root = Path(root)
     try:
         text = (root / "dvc.lock").read_text(encoding="utf-8")
-        locked = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        locked = safe_load_yaml(text) or {}
         entries: dict[str, Any] = dict(locked.get("stages") or {})
     except (FileNotFoundError, yaml.YAMLError):  # no dvc.lock yet, or one DVC will reject
         entries = {}

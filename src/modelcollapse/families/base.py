@@ -227,8 +227,10 @@ def schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
 def _read_schema(path: Path) -> dict[str, Any]:
     import yaml  # only validation reads schemas; generation jobs never do
 
+    from modelcollapse.checks import safe_load_yaml
+
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        document = safe_load_yaml(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise TypeError(f"family schema {path}: {exc}") from exc
     if not isinstance(document, dict) or "options" not in document:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from modelcollapse import io
+from modelcollapse.checks import safe_load_yaml
 from modelcollapse.lineage.records import head_path, parse_gen_path, rel
 from modelcollapse.paths import HUMAN_DIR, ROOTS_DIR, RUN_DIR
 from modelcollapse.settings import is_root
@@ -63,7 +64,7 @@ def load_dvc_lock(root: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        lock = yaml.safe_load(path.read_text(encoding="utf-8"))
+        lock = safe_load_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise io.ArtifactError(f"dvc.lock does not parse: {exc}") from exc
     if not isinstance(lock, dict):
