@@ -6,7 +6,8 @@ Measures, on a scratch copy of the workflow:
 1. per-generation job overhead: each job's wall time (Snakemake's benchmark file)
    minus the compute the job logs, against the floor of trivial shell jobs that
    import numpy, measured in the same run;
-2. no-op `snakemake -n` and `dvc status` on a run with ``--deep`` generations, beside
+2. no-op `snakemake -n` and `dvc status` (each, and each floor, the median of three
+   runs) on a run with ``--deep`` generations, beside
    their floors in the same run: a Snakefile of as many trivial steps in a chain, and
    a DVC repository of one trivial stage, and of one stage whose output directory holds
    as many files as the run's (DVC's own cost of checking them);
@@ -69,6 +70,16 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     return elapsed, out.stdout + out.stderr
+
+
+def timed_median(cmd: list[str], cwd: Path, times: int = 3) -> tuple[float, str]:
+    """The median wall time of ``times`` runs of a command that changes nothing (a dry
+    run, a status), and the last run's output: one run is at the mercy of the machine."""
+    walls, out = [], ""
+    for _ in range(times):
+        wall, out = timed(cmd, cwd)
+        walls.append(wall)
+    return statistics.median(walls), out
 
 
 def in_process(wf: Path, run: str, raw: dict) -> float:
@@ -187,7 +198,7 @@ def chain_floor(tmp: Path, gens: int) -> float:
     (floor / "Snakefile").write_text(CHAIN_SNAKEFILE % gens)
     for i in range(gens):
         (floor / "out" / f"{i}.txt").touch()
-    wall, out = timed([sys.executable, "-m", "snakemake", "--cores", "1", "-n"], floor)
+    wall, out = timed_median([sys.executable, "-m", "snakemake", "--cores", "1", "-n"], floor)
     if "Nothing to be done" not in out:
         raise SystemExit(f"the floor's chain of {gens} steps was not up to date:\n{out[-2000:]}")
     return wall
@@ -215,7 +226,7 @@ def dvc_floor(tmp: Path, files: int = 0) -> float:
     for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
     timed([sys.executable, "-m", "dvc", "repro"], repo)
-    wall, out = timed([sys.executable, "-m", "dvc", "status"], repo)
+    wall, out = timed_median([sys.executable, "-m", "dvc", "status"], repo)
     if "up to date" not in out:
         raise SystemExit(f"the floor's dvc status is not clean:\n{out}")
     return wall
@@ -236,7 +247,7 @@ def deep_noop(tmp: Path, gens: int) -> None:
         subprocess.run(cmd, cwd=wf, check=True, capture_output=True)
     wall, _ = timed([sys.executable, "-m", "dvc", "repro"], wf)
     print(f"[deep] dvc repro of a {gens}-generation run (one process): {wall:.1f} s")
-    wall, out = timed([sys.executable, "-m", "dvc", "status"], wf)
+    wall, out = timed_median([sys.executable, "-m", "dvc", "status"], wf)
     if "up to date" not in out:
         raise SystemExit(f"dvc status after dvc repro is not clean:\n{out[-3000:]}")
     files = sum(1 for p in (wf / "data" / "runs" / "deep").rglob("*") if p.is_file())
@@ -245,7 +256,7 @@ def deep_noop(tmp: Path, gens: int) -> None:
         f"repository with one trivial stage: {dvc_floor(tmp):.2f} s, of one whose output "
         f"directory holds the run's {files} files: {dvc_floor(tmp, files):.2f} s"
     )
-    wall, out = timed([sys.executable, "-m", "snakemake", "--cores", "1", "-n"], wf)
+    wall, out = timed_median([sys.executable, "-m", "snakemake", "--cores", "1", "-n"], wf)
     if "Nothing to be done" not in out:
         raise SystemExit(f"a second snakemake -n would run jobs:\n{out[-3000:]}")
     floor = chain_floor(tmp, gens)
@@ -258,12 +269,9 @@ def deep_noop(tmp: Path, gens: int) -> None:
 def built_noop(tmp: Path, checkout: Path) -> None:
     """The no-op dry run of a built study (the default study after `snakemake --cores
     all`: the issue's "parse and DAG") beside its floors, measured now."""
-    runs = []
-    for _ in range(3):
-        wall, out = timed([sys.executable, "-m", "snakemake", "--cores", "all", "-n"], checkout)
-        if "Nothing to be done" not in out:
-            raise SystemExit(f"{checkout}: the study is not built (snakemake -n would run jobs)")
-        runs.append(wall)
+    wall, out = timed_median([sys.executable, "-m", "snakemake", "--cores", "all", "-n"], checkout)
+    if "Nothing to be done" not in out:
+        raise SystemExit(f"{checkout}: the study is not built (snakemake -n would run jobs)")
     forceall = [sys.executable, "-m", "snakemake", "--cores", "all", "-n", "--forceall"]
     _, out = timed(forceall, checkout)
     found = re.search(r"^total\s+(\d+)$", out, re.MULTILINE)
@@ -274,12 +282,10 @@ def built_noop(tmp: Path, checkout: Path) -> None:
     one.mkdir()
     (one / "Snakefile").write_text('rule a:\n    output: "a.txt"\n    shell: "touch {output}"\n')
     (one / "a.txt").touch()
-    start = statistics.median(
-        timed([sys.executable, "-m", "snakemake", "--cores", "1", "-n"], one)[0] for _ in range(3)
-    )
+    start, _ = timed_median([sys.executable, "-m", "snakemake", "--cores", "1", "-n"], one)
     print(
-        f"[built] no-op snakemake -n of {checkout} ({jobs} jobs), median of 3: "
-        f"{statistics.median(runs):.2f} s (target 1.5 s); floors: Snakemake's start-up "
+        f"[built] no-op snakemake -n of {checkout} ({jobs} jobs): "
+        f"{wall:.2f} s (target 1.5 s); floors: Snakemake's start-up "
         f"(a one-rule Snakefile) {start:.2f} s, a chain of {jobs} trivial steps "
         f"{chain_floor(tmp, jobs):.2f} s"
     )
