@@ -268,7 +268,7 @@ def deep_noop(tmp: Path, gens: int) -> None:
 
 def built_noop(tmp: Path, checkout: Path) -> None:
     """The no-op dry run of a built study (the default study after `snakemake --cores
-    all`: the issue's "parse and DAG") beside its floors, measured now."""
+    all`: Snakemake's parse and DAG and nothing else) beside its floors, measured now."""
     wall, out = timed_median([sys.executable, "-m", "snakemake", "--cores", "all", "-n"], checkout)
     if "Nothing to be done" not in out:
         raise SystemExit(f"{checkout}: the study is not built (snakemake -n would run jobs)")
