@@ -2,12 +2,14 @@
 #
 # What is up to date is decided by modelcollapse.plan from what the outputs record
 # (each step's key and the content it read), never from modification times: after a
-# `git clone` and `dvc pull` files have arbitrary mtimes. Inputs are therefore declared
-# `ancient` (Snakemake compares no mtimes) for every step the planner finds up to date.
-# A step it finds out of date gets one more input, a flag file written now (newer than
-# its outputs), which makes Snakemake rerun it, and plain inputs, through which a
-# rebuilt upstream step reaches it. The planner marks everything downstream of an
-# out-of-date step as well, so one invocation rebuilds all of it.
+# `git clone` and `dvc pull` files have arbitrary mtimes. A step the planner finds up
+# to date therefore declares no inputs when Snakemake builds the DAG to run it (nothing
+# it reads will run), and `ancient` ones (Snakemake compares no mtimes) when the DAG is
+# built to be shown (--dag, --summary, ...). A step it finds out of date gets one more
+# input, a flag file written now (newer than its outputs), which makes Snakemake rerun
+# it, and plain inputs, through which a rebuilt upstream step reaches it. The planner
+# marks everything downstream of an out-of-date step as well, so one invocation
+# rebuilds all of it.
 # See docs/architecture.md, "What reruns when".
 import contextlib
 import dataclasses
@@ -111,9 +113,25 @@ if workflow.is_main_process:
         )
 
 
+def building_to_run():
+    """Whether Snakemake builds this DAG to run it (or dry-run or touch it), not to show
+    or act on it whole (--dag, --rulegraph, --summary, --delete-all-output, --archive,
+    --report: no executor is chosen for those) nor with --forceall. Asked while the DAG
+    is built: the executor is set after the Snakefile is parsed."""
+    return getattr(workflow, "executor_plugin", None) is not None and not getattr(
+        workflow.dag_settings, "forceall", False
+    )
+
+
 def edges(status, paths):
-    """A step's inputs: ancient while it is up to date (no mtime can rerun it), plain
-    when it is not (a rebuilt input then reruns it in the same invocation)."""
+    """A step's inputs. Plain when it is out of date: a rebuilt input then reruns it in
+    the same invocation. When it is up to date, what it reads is up to date and in place
+    too (the planner marks everything downstream of an out-of-date or missing step), so
+    a DAG built to run declares none: Snakemake then walks only the steps that run and
+    the ones they read, not every generation of a built study (docs/architecture.md).
+    A DAG built to be shown keeps them, ancient: no modification time can rerun it."""
+    if status.fresh and building_to_run():
+        return []
     if isinstance(paths, (str, os.PathLike)):
         return ancient(str(paths)) if status.fresh else str(paths)
     return [ancient(str(p)) if status.fresh else str(p) for p in paths]

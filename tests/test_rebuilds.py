@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -190,6 +191,41 @@ def test_a_second_run_with_nothing_to_do_leaves_dvc_lock_alone(study):
     assert list((study / "src/modelcollapse/__pycache__").glob("*.pyc"))
     (study / "src/modelcollapse/__pycache__/stray.cpython-311.pyc").write_bytes(b"\0")
     assert dvc_changed_stages(study) == set()
+
+
+def test_a_run_walks_only_what_runs_and_a_shown_dag_keeps_the_lineage(built):
+    """An up-to-date step declares no inputs when Snakemake builds the DAG to run it (what
+    it reads is up to date too: docs/architecture.md), so a run with nothing to do does
+    not walk the generations. A DAG built to be shown (--dag) or forced whole
+    (--forceall) keeps every edge."""
+    out = snakemake(built, "--cores", "1", "-n", "--debug-dag")
+    log = out.stdout + out.stderr
+    assert "Nothing to be done" in log
+    candidates = {m[1] for m in re.finditer(r"^candidate job (\w+)$", log, re.M)}
+    assert candidates == {"all", "prepare_human", "collect_metrics", "ensemble", "plots", "report"}
+    generations = sum(run["generations"] - 1 for run in PARAMS["runs"].values())
+    roots = {root_of(PARAMS, run_id) for run_id in PARAMS["runs"]}
+
+    # --dag: every generation hangs off its predecessor (a root for generation 1),
+    # every root off its human data.
+    dot = snakemake(built, "--dag").stdout
+    rules = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)', dot, re.M))
+    into = {}
+    for a, b in re.findall(r"^\s*(\d+) -> (\d+)$", dot, re.M):
+        into.setdefault(b, []).append(rules[a])
+    gens = [n for n, rule in rules.items() if rule == "generation"]
+    assert len(gens) == generations
+    assert all(sorted(into[n]) in (["generation"], ["root"]) for n in gens)
+    assert sorted(into[n] for n, rule in rules.items() if rule == "root") == [
+        ["prepare_human"]
+    ] * len(roots)
+
+    # --forceall: every step, generation 0 (the roots) included.
+    every = {("human", source, None) for source in PARAMS["human"]} | REPORT
+    every |= {("generation", root, 0) for root in roots}
+    for run_id, run in PARAMS["runs"].items():
+        every |= run_steps(run_id, range(1, run["generations"]), *RUN_STEPS)
+    assert scheduled(built, "--forceall") == every
 
 
 # ---------------------------------------------------------------------- code
